@@ -1,0 +1,69 @@
+# User service image: the locked dependencies in a virtualenv built with uv,
+# then copied with the code into a clean slim image that runs as a non-root user.
+#
+#   docker build -t user-service .
+#   docker run --rm -p 8000:8000 -e DB_URL=... -e JWT_SECRET_KEY=... user-service
+#
+# Both stages use the same base image: the venv's interpreter is a symlink to
+# /usr/local/bin/python3.11, which must exist at the same path at run time.
+
+# --- builder: resolve nothing, install exactly what uv.lock says -------------
+FROM python:3.11-slim AS builder
+
+RUN pip install --no-cache-dir uv==0.13.9
+
+# Compile .pyc at install time (the runtime image never writes them), copy
+# files out of uv's cache instead of hard-linking, use the image's Python
+# (never download one: it would live outside /app/.venv and not be copied).
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=python3.11 \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+
+WORKDIR /app
+
+# Dependencies first: this layer is rebuilt only when the lock changes.
+# The project is not a package ([tool.uv] package = false), so this installs
+# the runtime dependencies only, without the dev group.
+COPY pyproject.toml uv.lock ./
+RUN uv sync --frozen --no-dev --no-install-project
+
+COPY alembic.ini ./
+COPY migrations/ ./migrations/
+COPY app/ ./app/
+
+# --- runtime ------------------------------------------------------------------
+FROM python:3.11-slim AS runtime
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin app
+
+WORKDIR /app
+
+# Owned by root and read-only for the service user: the process cannot rewrite its code.
+COPY --from=builder /app/.venv /app/.venv
+COPY --from=builder /app/alembic.ini /app/alembic.ini
+COPY --from=builder /app/migrations /app/migrations
+COPY --from=builder /app/app /app/app
+
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    ENV=prod
+
+# Numeric, so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
+USER 10001:10001
+
+EXPOSE 8000
+
+# Liveness only (/health does not touch the database; /health/ready does).
+# The slim image has no curl: ask with the standard library.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status == 200 else 1)"]
+
+# app.main exposes the create_app() factory (no module-level app object).
+# --proxy-headers trusts X-Forwarded-* only from FORWARDED_ALLOW_IPS
+# (default 127.0.0.1): set it to the reverse proxy's address when there is one.
+CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--proxy-headers"]

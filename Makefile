@@ -1,0 +1,89 @@
+# Every target installs what it needs first; `make` alone lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+# uv from PATH, else the one `pip install uv` puts next to Python.
+UV := $(or $(shell command -v uv 2>/dev/null),$(PYTHON) -m uv)
+RUN := $(UV) run --frozen
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: uv
+uv:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \
+		|| $(PYTHON) -m pip install --quiet uv
+
+.PHONY: install
+install: uv ## Install the locked dependencies (dev tools included) into .venv
+	@$(UV) sync --frozen --quiet
+
+.env:
+	@$(PYTHON) scripts/dev_env.py
+
+.PHONY: migrate
+migrate: install .env ## Create or upgrade the database schema (alembic upgrade head)
+	$(RUN) alembic upgrade head
+
+.PHONY: run
+run: migrate ## Serve on :8000 with auto-reload (embedded SQLite unless DB_URL is set)
+	$(RUN) uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT) --reload --no-access-log
+
+.PHONY: test
+test: install ## Run the whole suite with coverage (SQLite, and PostgreSQL when reachable)
+	$(RUN) pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: install ## Ruff lint and format check, and the import contracts
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) lint-imports
+
+.PHONY: format
+format: install ## Apply ruff's fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+.PHONY: typecheck
+typecheck: install ## mypy --strict over app, tests and migrations
+	$(RUN) mypy
+
+.PHONY: migration
+migration: install .env ## New migration from the models: make migration m="add x to users"
+	@test -n "$(m)" || { echo 'usage: make migration m="what it does"'; exit 2; }
+	$(RUN) alembic revision --autogenerate -m "$(m)"
+
+.PHONY: create-admin
+create-admin: migrate ## Create an admin: make create-admin EMAIL=a@b.c NAME=Ann (password prompted or ADMIN_PASSWORD)
+	@test -n "$(EMAIL)" -a -n "$(NAME)" || { echo 'usage: make create-admin EMAIL=you@example.com NAME="Your Name"'; exit 2; }
+	$(RUN) python -m app.cli create-admin --email "$(EMAIL)" --name "$(NAME)"
+
+.PHONY: pre-commit-install
+pre-commit-install: install ## Run the checks before every commit
+	$(RUN) pre-commit install
+
+.PHONY: docker-lint
+docker-lint: ## Check Dockerfile (hadolint) and docker-compose.yml (compose config), no engine needed
+	bash scripts/check_docker_files.sh
+
+.PHONY: pre-commit
+pre-commit: install ## Run every pre-commit hook on all files
+	$(RUN) pre-commit run --all-files
+
+.PHONY: docker-up
+docker-up: ## Build and start PostgreSQL, migrations and the API with Docker Compose
+	@test -n "$$JWT_SECRET_KEY" || { echo 'export JWT_SECRET_KEY=<32+ random characters> first'; exit 2; }
+	docker compose up --build -d
+
+.PHONY: docker-down
+docker-down: ## Stop the Compose stack (data volume kept)
+	docker compose down
+
+.PHONY: clean
+clean: ## Remove caches and coverage output (keeps .venv, .env and app.db)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage coverage.xml
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

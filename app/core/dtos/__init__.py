@@ -1,0 +1,21 @@
+from app.core.dtos.auth import AccessToken, Credentials, TokenClaims
+from app.core.dtos.user import (
+    AdminChanges,
+    PasswordChange,
+    ProfileChanges,
+    RegisterInput,
+    UserDTO,
+    UserPage,
+)
+
+__all__ = [
+    "AccessToken",
+    "AdminChanges",
+    "Credentials",
+    "PasswordChange",
+    "ProfileChanges",
+    "RegisterInput",
+    "TokenClaims",
+    "UserDTO",
+    "UserPage",
+]

@@ -1,0 +1,65 @@
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.core.entities import User
+
+
+@dataclass(frozen=True, slots=True)
+class UserDTO:
+    id: uuid.UUID
+    name: str
+    email: str
+    role: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @classmethod
+    def from_entity(cls, user: User) -> "UserDTO":
+        return cls(
+            id=user.id.value,
+            name=user.name.value,
+            email=user.email.value,
+            role=user.role.value,
+            is_active=user.is_active,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UserPage:
+    items: list[UserDTO]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterInput:
+    email: str
+    password: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChanges:
+    name: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdminChanges:
+    name: str | None = None
+    email: str | None = None
+    role: str | None = None
+    is_active: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChange:
+    current_password: str
+    new_password: str

@@ -1,0 +1,3 @@
+from app.core.entities.user import User
+
+__all__ = ["User"]

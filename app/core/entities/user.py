@@ -1,0 +1,93 @@
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from app.core.value_objects import ID, Email, HashedPassword, Name, Role
+
+
+@dataclass(eq=False, slots=True)
+class User:
+    """A person with an account. Changed only through its methods, which take `now`.
+
+    `token_version` counts credential changes: an access token carries the
+    version it was issued under, and any other version is revoked. A counter
+    rather than a timestamp, because `iat` has one-second resolution.
+    """
+
+    id: ID
+    email: Email
+    name: Name
+    hashed_password: HashedPassword = field(repr=False)
+    role: Role
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    token_version: int = 0
+
+    @classmethod
+    def register(
+        cls,
+        email: Email,
+        name: Name,
+        hashed_password: HashedPassword,
+        now: datetime,
+        role: Role = Role.USER,
+    ) -> "User":
+        return cls(
+            id=ID.new(),
+            email=email,
+            name=name,
+            hashed_password=hashed_password,
+            role=role,
+            is_active=True,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, User) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    @property
+    def is_active_admin(self) -> bool:
+        return self.is_active and self.is_admin
+
+    def rename(self, name: Name, now: datetime) -> None:
+        if name != self.name:
+            self.name = name
+            self.updated_at = now
+
+    def change_email(self, email: Email, now: datetime) -> None:
+        if email != self.email:
+            self.email = email
+            self.updated_at = now
+
+    def change_password(self, hashed_password: HashedPassword, now: datetime) -> None:
+        """Every token issued before this call stops working."""
+        self.hashed_password = hashed_password
+        self.token_version += 1
+        self.updated_at = now
+
+    def rehash_password(self, hashed_password: HashedPassword) -> None:
+        """Same secret, stronger hash: tokens stay valid."""
+        self.hashed_password = hashed_password
+
+    def change_role(self, role: Role, now: datetime) -> None:
+        if role is not self.role:
+            self.role = role
+            self.updated_at = now
+
+    def activate(self, now: datetime) -> None:
+        if not self.is_active:
+            self.is_active = True
+            self.updated_at = now
+
+    def deactivate(self, now: datetime) -> None:
+        if self.is_active:
+            self.is_active = False
+            self.updated_at = now

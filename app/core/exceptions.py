@@ -1,0 +1,101 @@
+"""Domain errors, grouped by category so the API maps categories, not classes."""
+
+
+class DomainError(Exception):
+    message = "Domain rule violated"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+
+
+# Categories: the API layer maps each to one HTTP status.
+class InvalidValue(DomainError):
+    message = "Invalid value"
+
+
+class Unauthenticated(DomainError):
+    message = "Not authenticated"
+
+
+class Forbidden(DomainError):
+    message = "Not enough permissions"
+
+
+class NotFound(DomainError):
+    message = "Not found"
+
+
+class Conflict(DomainError):
+    message = "Conflict"
+
+
+class RetryLater(DomainError):
+    """The request may succeed after `retry_after` seconds."""
+
+    message = "Try again later"
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class TooManyAttempts(RetryLater):
+    message = "Too many failed login attempts; try again later"
+
+
+class Unavailable(RetryLater):
+    message = "Service temporarily unavailable"
+
+
+# Invalid values: a well-formed request that breaks a domain rule.
+class InvalidEmail(InvalidValue):
+    message = "Invalid email address"
+
+
+class WeakPassword(InvalidValue):
+    message = "Password is too weak"
+
+
+class InvalidName(InvalidValue):
+    message = "Name must be 1 to 100 characters"
+
+
+class InvalidCursor(InvalidValue):
+    message = "Invalid cursor"
+
+
+class WrongPassword(InvalidValue):
+    message = "Current password is incorrect"
+
+
+# Authentication.
+class InvalidCredentials(Unauthenticated):
+    message = "Incorrect email or password"
+
+
+class InvalidToken(Unauthenticated):
+    message = "Could not validate credentials"
+
+
+# Authorisation.
+class NotEnoughPermissions(Forbidden):
+    message = "Not enough permissions"
+
+
+# Missing things.
+class UserNotFound(NotFound):
+    message = "User not found"
+
+
+# Conflicts with the current state.
+class EmailTaken(Conflict):
+    message = "User already exists"
+
+
+class LastActiveAdmin(Conflict):
+    message = "The last active admin cannot be removed, demoted or deactivated"
+
+
+# Capacity.
+class HashingBusy(Unavailable):
+    message = "Too many password operations in progress; try again later"

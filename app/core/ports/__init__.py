@@ -1,0 +1,16 @@
+from app.core.ports.clock import Clock
+from app.core.ports.login_throttle import LoginThrottle
+from app.core.ports.password_hasher import PasswordHasher
+from app.core.ports.token_issuer import TokenIssuer
+from app.core.ports.unit_of_work import UnitOfWork, UserUnitOfWork
+from app.core.ports.user_repo import UserRepo
+
+__all__ = [
+    "Clock",
+    "LoginThrottle",
+    "PasswordHasher",
+    "TokenIssuer",
+    "UnitOfWork",
+    "UserRepo",
+    "UserUnitOfWork",
+]

@@ -1,0 +1,26 @@
+from types import TracebackType
+from typing import Protocol, Self
+
+from app.core.ports.user_repo import UserRepo
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Leaving the block without `commit()` rolls back."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+class UserUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def users(self) -> UserRepo: ...

@@ -1,0 +1,67 @@
+from app.core.dtos import AccessToken, Credentials
+from app.core.exceptions import InvalidCredentials, InvalidEmail, TooManyAttempts, WeakPassword
+from app.core.ports import LoginThrottle, PasswordHasher, TokenIssuer, UserUnitOfWork
+from app.core.value_objects import ID, Email, HashedPassword, Password
+from app.core.value_objects.password import fits_bcrypt
+
+
+class AuthenticateUser:
+    """Exchanges an email and password for an access token.
+
+    - Unknown email, wrong password and inactive user fail alike, in about the
+      same time: unknown emails verify a dummy hash.
+    - After too many failures for one username, every attempt (even a correct
+      one) is refused until the lockout passes; a success resets the count.
+    - A hash weaker than the current setting is upgraded on success.
+    - No database connection is held while bcrypt runs.
+    """
+
+    def __init__(
+        self,
+        uow: UserUnitOfWork,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle,
+        tokens: TokenIssuer,
+    ) -> None:
+        self._uow, self._hasher, self._throttle, self._tokens = uow, hasher, throttle, tokens
+
+    async def execute(self, credentials: Credentials) -> AccessToken:
+        try:
+            email = Email(credentials.username)
+        except InvalidEmail:
+            # No account can have this name, so answering at once reveals nothing.
+            raise InvalidCredentials() from None
+        username = email.value
+        retry_after = await self._throttle.retry_after(username)
+        if retry_after is not None:
+            raise TooManyAttempts(retry_after)
+
+        async with self._uow as uow:
+            user = await uow.users.get_by_email(email)
+        candidate, verified = credentials.password, False
+        # A candidate no password could equal is refused without hashing, for
+        # known and unknown emails alike.
+        if fits_bcrypt(candidate):
+            if user is None:
+                # Unknown emails verify a dummy hash so timing does not reveal accounts.
+                await self._hasher.verify_dummy(candidate)
+            else:
+                verified = await self._hasher.verify(candidate, user.hashed_password)
+        if user is None or not verified or not user.is_active:
+            await self._throttle.record_failure(username)
+            raise InvalidCredentials()
+
+        await self._throttle.reset(username)
+        if await self._hasher.needs_rehash(user.hashed_password):
+            await self._upgrade_hash(user.id, user.hashed_password, candidate)
+        return self._tokens.issue(user)
+
+    async def _upgrade_hash(self, user_id: ID, old: HashedPassword, candidate: str) -> None:
+        try:
+            password = Password(candidate)
+        except WeakPassword:
+            return  # the policy changed since it was set; the next password change fixes it
+        new = await self._hasher.hash(password)
+        async with self._uow as uow:
+            await uow.users.replace_hash(user_id, old, new)
+            await uow.commit()

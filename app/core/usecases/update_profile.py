@@ -1,0 +1,30 @@
+from app.core.dtos import ProfileChanges, UserDTO
+from app.core.exceptions import InvalidToken
+from app.core.ports import Clock, UserUnitOfWork
+from app.core.value_objects import ID, Email, Name
+
+
+class UpdateProfile:
+    """A user changes its own name and email; fields left out stay as they are.
+
+    The new email must be free (EmailTaken otherwise).
+    """
+
+    def __init__(self, uow: UserUnitOfWork, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
+
+    async def execute(self, actor: UserDTO, changes: ProfileChanges) -> UserDTO:
+        name = Name(changes.name) if changes.name is not None else None
+        email = Email(changes.email) if changes.email is not None else None
+        async with self._uow as uow:
+            user = await uow.users.get_for_update(ID(actor.id))
+            if user is None:
+                raise InvalidToken()  # deleted since its token was resolved
+            now = self._clock.now()
+            if name is not None:
+                user.rename(name, now)
+            if email is not None:
+                user.change_email(email, now)
+            await uow.users.update(user)
+            await uow.commit()
+        return UserDTO.from_entity(user)

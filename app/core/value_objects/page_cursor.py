@@ -1,0 +1,39 @@
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.core.exceptions import InvalidCursor
+from app.core.value_objects.id import ID
+
+MAX_CURSOR_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Position in the (created_at, id) order; opaque to clients."""
+
+    created_at: datetime
+    id: ID
+
+    def encode(self) -> str:
+        raw = json.dumps([self.created_at.isoformat(), self.id.value.hex], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> "PageCursor":
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise InvalidCursor()
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            created_at, id_hex = json.loads(raw)
+            if not (isinstance(created_at, str) and isinstance(id_hex, str)):
+                raise InvalidCursor()
+            parsed = cls(datetime.fromisoformat(created_at), ID(uuid.UUID(hex=id_hex)))
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise InvalidCursor() from exc
+        if parsed.created_at.tzinfo is None:
+            raise InvalidCursor()
+        return parsed

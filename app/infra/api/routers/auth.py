@@ -1,0 +1,88 @@
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+
+from app.core.dtos import Credentials
+from app.core.exceptions import DomainError
+from app.infra.api.dependencies import Authenticate
+from app.infra.api.errors import OAuthError, oauth_error_from
+from app.infra.api.schemas.auth import OAuthErrorResponse, TokenResponse
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+_FIELDS = ("grant_type", "username", "password", "scope", "client_id", "client_secret")
+# Far above any real credential; keeps absurd input from reaching bcrypt or the database.
+_MAX_FIELD_LENGTH = 4096
+
+_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["username", "password"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["password"]},
+        "username": {"type": "string", "description": "The account's email"},
+        "password": {"type": "string", "format": "password"},
+        "scope": {"type": "string", "description": "Ignored"},
+        "client_id": {"type": "string", "description": "Ignored: clients are public"},
+        "client_secret": {"type": "string", "description": "Ignored: clients are public"},
+    },
+}
+
+
+@router.post(
+    "/token",
+    summary="OAuth2 password grant (RFC 6749 §4.3)",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {FORM_TYPE: {"schema": _FORM_SCHEMA}}}
+    },
+    responses={
+        400: {"model": OAuthErrorResponse, "description": "RFC 6749 §5.2 error"},
+        429: {"model": OAuthErrorResponse, "description": "Locked after repeated failures"},
+        503: {"model": OAuthErrorResponse, "description": "No hashing capacity or database"},
+    },
+)
+async def issue_token(request: Request, response: Response, usecase: Authenticate) -> TokenResponse:
+    # Parsed by hand so that every failure, a missing field included, answers
+    # in the RFC 6749 shape rather than FastAPI's 422.
+    form = await _read_form(request)
+    grant_type = _field(form, "grant_type")
+    username, password = _field(form, "username"), _field(form, "password")
+    if grant_type is not None and grant_type != "password":
+        raise OAuthError("unsupported_grant_type", "Only the password grant is supported")
+    if not username or not password:
+        raise OAuthError("invalid_request", "username and password are required")
+    try:
+        token = await usecase.execute(Credentials(username, password))
+    except DomainError as exc:
+        raise oauth_error_from(exc) from None
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return TokenResponse(
+        access_token=token.token, token_type=token.token_type, expires_in=token.expires_in
+    )
+
+
+async def _read_form(request: Request) -> FormData:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM_TYPE:
+        raise OAuthError("invalid_request", f"The body must be {FORM_TYPE}")
+    try:
+        return await request.form()
+    except HTTPException:
+        raise  # 413 from the body limit
+    except Exception:  # malformed form bodies come in many exception types
+        raise OAuthError("invalid_request", "The body is not a valid form") from None
+
+
+def _field(form: FormData, name: str) -> str | None:
+    values = form.getlist(name)
+    if len(values) > 1:  # RFC 6749 §3.1: parameters MUST NOT be repeated
+        raise OAuthError("invalid_request", f"{name} is repeated")
+    value = values[0] if values else None
+    if value is not None and not isinstance(value, str):
+        raise OAuthError("invalid_request", f"{name} must be text")
+    if value is not None and len(value) > _MAX_FIELD_LENGTH:
+        raise OAuthError("invalid_request", f"{name} is too long")
+    return value or None  # RFC 6749 §3.1: an empty parameter counts as omitted

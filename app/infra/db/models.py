@@ -1,0 +1,58 @@
+"""Table models. They never leave infra/db: repositories map them to entities."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Uuid,
+)
+from sqlmodel import Field, SQLModel
+
+# Stable constraint names, so migrations read the same on SQLite and PostgreSQL.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+class UserRow(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (
+        # Keyset pagination walks this index in order.
+        Index("ix_users_created_at_id", "created_at", "id"),
+        CheckConstraint("role IN ('user', 'admin')", name="role"),
+    )
+
+    id: uuid.UUID = Field(sa_column=Column(Uuid, primary_key=True))
+    email: str = Field(sa_column=Column(String(254), nullable=False, unique=True))
+    name: str = Field(sa_column=Column(String(100), nullable=False))
+    hashed_password: str = Field(sa_column=Column(String(255), nullable=False))
+    role: str = Field(sa_column=Column(String(16), nullable=False))
+    is_active: bool = Field(sa_column=Column(Boolean, nullable=False))
+    token_version: int = Field(sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class LoginAttemptRow(SQLModel, table=True):
+    """Failed logins per normalised username; epoch seconds keep the SQL portable."""
+
+    __tablename__ = "login_attempts"
+
+    username: str = Field(sa_column=Column(String(254), primary_key=True))
+    failures: int = Field(sa_column=Column(Integer, nullable=False))
+    window_started_at: float = Field(sa_column=Column(Float, nullable=False))
+    locked_until: float | None = Field(default=None, sa_column=Column(Float, nullable=True))

@@ -1,0 +1,73 @@
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.config import Settings, get_settings
+from app.infra.api.access_log import AccessLogMiddleware
+from app.infra.api.body_limit import BodyLimitMiddleware
+from app.infra.api.errors import register_error_handlers
+from app.infra.api.routers import auth, health, users
+from app.infra.auth.jwt_token_issuer import JwtTokenIssuer
+from app.infra.clock import SystemClock
+from app.infra.db.engine import create_engine, create_sessionmaker
+from app.infra.db.login_throttle import SqlLoginThrottle
+from app.infra.security.bcrypt_hasher import BcryptPasswordHasher
+from app.logger import configure_logging
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.LOG_LEVEL)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One engine, pool and hashing pool per process, shared by all requests.
+        engine = create_engine(settings)
+        clock = SystemClock()
+        hasher = BcryptPasswordHasher(
+            settings.BCRYPT_ROUNDS, settings.HASH_WORKERS, settings.HASH_QUEUE_TIMEOUT_SECONDS
+        )
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker = create_sessionmaker(engine)
+        app.state.clock = clock
+        app.state.hasher = hasher
+        app.state.tokens = JwtTokenIssuer(
+            settings.JWT_SECRET_KEY,
+            settings.JWT_ALGORITHM,
+            settings.ACCESS_TOKEN_EXPIRE_MINUTES,
+            clock,
+            issuer=settings.JWT_ISSUER,
+            audience=settings.JWT_AUDIENCE,
+        )
+        app.state.throttle = SqlLoginThrottle(
+            sessionmaker, clock, settings.LOGIN_MAX_FAILURES, settings.LOGIN_LOCKOUT_SECONDS
+        )
+        try:
+            yield
+        finally:
+            hasher.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="User service",
+        version="1.0.0",
+        description="User management with OAuth2 password-flow bearer tokens.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    register_error_handlers(app)
+    for router in (users.router, auth.router, health.router):
+        app.include_router(router)
+    if settings.CORS_ORIGINS:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.CORS_ORIGINS,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Location", "Retry-After", "WWW-Authenticate"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
+    app.add_middleware(AccessLogMiddleware)
+    return app

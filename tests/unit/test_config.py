@@ -1,0 +1,177 @@
+import pytest
+from pydantic import ValidationError
+
+from app.config import EXAMPLE_SECRET, SQLITE_DEFAULT_URL, Settings, async_driver_url
+
+SECRET = "a-real-secret-of-at-least-32-characters-xyz"
+PG_URL = "postgresql+asyncpg://app:pw@db.internal:5432/users"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither the developer's environment nor conftest's ENV leaks into these tests."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_with_only_a_secret() -> None:
+    settings = Settings(_env_file=None, JWT_SECRET_KEY=SECRET)
+    assert settings.ENV == "dev"
+    assert settings.DB_URL is None
+    assert settings.database_url == SQLITE_DEFAULT_URL
+    assert settings.JWT_ALGORITHM == "HS256"
+    assert settings.ACCESS_TOKEN_EXPIRE_MINUTES == 30
+    assert settings.JWT_ISSUER is None
+    assert settings.JWT_AUDIENCE is None
+    assert settings.HASH_QUEUE_TIMEOUT_SECONDS == 30
+    assert (settings.LOGIN_MAX_FAILURES, settings.LOGIN_LOCKOUT_SECONDS) == (5, 900)
+    assert settings.CORS_ORIGINS == []
+
+
+def test_the_secret_is_required() -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET_KEY"):
+        Settings(_env_file=None)
+
+
+def test_production_requires_db_url() -> None:
+    with pytest.raises(ValidationError, match="DB_URL is required"):
+        Settings(_env_file=None, ENV="prod", JWT_SECRET_KEY=SECRET)
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_production_treats_a_blank_db_url_as_missing(
+    blank: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DB_URL", blank)
+    with pytest.raises(ValidationError, match="DB_URL is required"):
+        Settings(_env_file=None, ENV="prod", JWT_SECRET_KEY=SECRET)
+
+
+def test_production_with_a_db_url_and_a_real_secret_is_fine() -> None:
+    settings = Settings(_env_file=None, ENV="prod", DB_URL=PG_URL, JWT_SECRET_KEY=SECRET)
+    assert settings.database_url == PG_URL
+
+
+def test_production_refuses_the_example_secret() -> None:
+    with pytest.raises(ValidationError, match="example value"):
+        Settings(_env_file=None, ENV="prod", DB_URL=PG_URL, JWT_SECRET_KEY=EXAMPLE_SECRET)
+
+
+@pytest.mark.parametrize("env", ["dev", "test"])
+def test_the_example_secret_is_fine_outside_production(env: str) -> None:
+    settings = Settings(_env_file=None, ENV=env, JWT_SECRET_KEY=EXAMPLE_SECRET)
+    assert settings.JWT_SECRET_KEY == EXAMPLE_SECRET
+
+
+@pytest.mark.parametrize("secret", ["", "short", "x" * 31])
+def test_a_secret_shorter_than_32_characters_is_refused(secret: str) -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET_KEY"):
+        Settings(_env_file=None, JWT_SECRET_KEY=secret)
+
+
+def test_a_secret_of_32_characters_is_accepted() -> None:
+    assert Settings(_env_file=None, JWT_SECRET_KEY="x" * 32).JWT_SECRET_KEY == "x" * 32
+
+
+def test_the_secret_never_shows_in_repr() -> None:
+    settings = Settings(_env_file=None, JWT_SECRET_KEY=SECRET)
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings)
+
+
+def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_SECRET_KEY", SECRET)
+    monkeypatch.setenv("ENV", "prod")
+    monkeypatch.setenv("DB_URL", "postgres://app:pw@db/users")
+    monkeypatch.setenv("ACCESS_TOKEN_EXPIRE_MINUTES", "15")
+    settings = Settings(_env_file=None)
+    assert settings.ENV == "prod"
+    assert settings.ACCESS_TOKEN_EXPIRE_MINUTES == 15
+    assert settings.database_url == "postgresql+asyncpg://app:pw@db/users"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://a.example", ["https://a.example"]),
+        ("https://a.example,https://b.example", ["https://a.example", "https://b.example"]),
+        (" https://a.example , https://b.example ,, ", ["https://a.example", "https://b.example"]),
+        ("", []),
+        (" , ", []),
+    ],
+)
+def test_cors_origins_are_comma_separated(
+    raw: str, expected: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", raw)
+    settings = Settings(_env_file=None, JWT_SECRET_KEY=SECRET)
+    assert expected == settings.CORS_ORIGINS
+
+
+def test_cors_origins_given_as_a_list_are_kept() -> None:
+    origins = ["https://a.example", "https://b.example"]
+    settings = Settings(_env_file=None, JWT_SECRET_KEY=SECRET, CORS_ORIGINS=origins)
+    assert origins == settings.CORS_ORIGINS
+
+
+@pytest.mark.parametrize("name", ["JWT_ISSUER", "JWT_AUDIENCE"])
+@pytest.mark.parametrize("blank", ["", "  ", "\t"])
+def test_blank_issuer_or_audience_is_none(
+    name: str, blank: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, blank)
+    assert getattr(Settings(_env_file=None, JWT_SECRET_KEY=SECRET), name) is None
+
+
+def test_issuer_and_audience_are_kept_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_ISSUER", "https://issuer.example")
+    monkeypatch.setenv("JWT_AUDIENCE", "users")
+    settings = Settings(_env_file=None, JWT_SECRET_KEY=SECRET)
+    assert (settings.JWT_ISSUER, settings.JWT_AUDIENCE) == ("https://issuer.example", "users")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("JWT_ALGORITHM", "none"),
+        ("JWT_ALGORITHM", "RS256"),
+        ("ACCESS_TOKEN_EXPIRE_MINUTES", "0"),
+        ("ACCESS_TOKEN_EXPIRE_MINUTES", str(24 * 60 + 1)),
+        ("BCRYPT_ROUNDS", "3"),
+        ("BCRYPT_ROUNDS", "32"),
+        ("HASH_WORKERS", "0"),
+        ("HASH_QUEUE_TIMEOUT_SECONDS", "0"),
+        ("LOGIN_MAX_FAILURES", "0"),
+        ("LOGIN_LOCKOUT_SECONDS", "0"),
+        ("ENV", "production"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_out_of_range_values_are_refused(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=name):
+        Settings(_env_file=None, JWT_SECRET_KEY=SECRET)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u:p@h:5432/db", "postgresql+asyncpg://u:p@h:5432/db"),
+        ("postgresql://u:p@h/db?sslmode=require", "postgresql+asyncpg://u:p@h/db?sslmode=require"),
+        ("postgresql+asyncpg://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
+        ("sqlite:///./app.db", "sqlite+aiosqlite:///./app.db"),
+        ("sqlite:////tmp/app.db", "sqlite+aiosqlite:////tmp/app.db"),
+        ("sqlite+aiosqlite:///./app.db", "sqlite+aiosqlite:///./app.db"),
+        ("mysql://u:p@h/db", "mysql://u:p@h/db"),
+    ],
+)
+def test_async_driver_url(url: str, expected: str) -> None:
+    assert async_driver_url(url) == expected
+
+
+def test_database_url_applies_the_async_driver() -> None:
+    settings = Settings(_env_file=None, DB_URL="postgres://u:p@h/db", JWT_SECRET_KEY=SECRET)
+    assert settings.database_url == "postgresql+asyncpg://u:p@h/db"
+    assert settings.DB_URL == "postgres://u:p@h/db"
