@@ -60,6 +60,10 @@ class InvalidName(InvalidValue):
     message = "Name must be 1 to 100 characters"
 
 
+class InvalidRole(InvalidValue):
+    message = "Role must be 'user' or 'admin'"
+
+
 class InvalidCursor(InvalidValue):
     message = "Invalid cursor"
 

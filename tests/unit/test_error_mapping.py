@@ -11,6 +11,7 @@ EXPECTED = {
     exceptions.WeakPassword: 400,
     exceptions.InvalidName: 400,
     exceptions.InvalidCursor: 400,
+    exceptions.InvalidRole: 400,
     exceptions.WrongPassword: 400,
     exceptions.Unauthenticated: 401,
     exceptions.InvalidCredentials: 401,
@@ -22,6 +23,7 @@ EXPECTED = {
     exceptions.Conflict: 409,
     exceptions.EmailTaken: 409,
     exceptions.LastActiveAdmin: 409,
+    exceptions.RetryLater: 503,
     exceptions.TooManyAttempts: 429,
     exceptions.Unavailable: 503,
     exceptions.HashingBusy: 503,
@@ -36,7 +38,7 @@ def _all_subclasses(cls: type[DomainError]) -> set[type[DomainError]]:
 
 
 def _concrete(cls: type[DomainError]) -> bool:
-    # A category with subclasses and no status of its own (RetryLater) is abstract.
+    # A category with subclasses and no status of its own is abstract.
     return cls in STATUS or not cls.__subclasses__()
 
 

@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from app.core.exceptions import InvalidCursor, InvalidEmail, InvalidName, InvalidValue, WeakPassword
+from app.core.exceptions import (
+    InvalidCursor,
+    InvalidEmail,
+    InvalidName,
+    InvalidRole,
+    InvalidValue,
+    WeakPassword,
+)
 from app.core.value_objects import ID, Email, HashedPassword, Name, Password, Role
 from app.core.value_objects.page_cursor import MAX_CURSOR_LENGTH, PageCursor
 from app.core.value_objects.password import fits_bcrypt
@@ -404,6 +411,16 @@ def test_roles_have_their_wire_values() -> None:
 def test_unknown_roles_are_refused(raw: str) -> None:
     with pytest.raises(ValueError, match="Role"):
         Role(raw)
+
+
+@pytest.mark.parametrize("raw", ["ADMIN", "root", "", "Admin "])
+def test_parsing_an_unknown_role_is_a_domain_error(raw: str) -> None:
+    with pytest.raises(InvalidRole):
+        Role.parse(raw)
+
+
+def test_parsing_a_known_role() -> None:
+    assert Role.parse("admin") is Role.ADMIN
 
 
 # PageCursor

@@ -22,7 +22,7 @@ class AdminUpdateUser:
             raise NotEnoughPermissions()
         name = Name(changes.name) if changes.name is not None else None
         email = Email(changes.email) if changes.email is not None else None
-        role = Role(changes.role) if changes.role is not None else None
+        role = Role.parse(changes.role) if changes.role is not None else None
         async with self._uow as uow:
             user = await uow.users.get_for_update(ID(user_id))
             if user is None:

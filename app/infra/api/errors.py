@@ -36,6 +36,7 @@ STATUS: dict[type[DomainError], int] = {
     Conflict: 409,
     TooManyAttempts: 429,
     Unavailable: 503,
+    RetryLater: 503,
 }
 
 
