@@ -116,6 +116,15 @@ async def test_list_users_accepts_the_limit_bounds(limit: int) -> None:
     assert page.next_cursor is not None
 
 
+@pytest.mark.parametrize("prefix", ["\x00", "ann\x00", "a b", "ann@exämple"])
+async def test_list_users_answers_an_impossible_prefix_with_an_empty_page(prefix: str) -> None:
+    admin = an_admin()
+    uow = FakeUoW(users=[admin, *_users(3)])
+    page = await ListUsers(uow).execute(dto(admin), 10, email_prefix=prefix)
+    assert page.items == []
+    assert page.next_cursor is None
+
+
 def test_max_page_size_is_the_documented_100() -> None:
     assert MAX_PAGE_SIZE == 100
 

@@ -486,12 +486,21 @@ def test_garbage_cursor_is_refused(cursor: str) -> None:
         [["2024"], HEX],
         ["yesterday", HEX],
         ["2024-13-01T00:00:00+00:00", HEX],
+        # Valid where written, but outside year 1..9999 once in UTC.
+        ["0001-01-01T00:00:00+14:00", HEX],
+        ["9999-12-31T23:59:59-14:00", HEX],
     ],
     ids=json.dumps,
 )
 def test_cursor_with_wrong_shape_or_types_is_refused(raw: object) -> None:
     with pytest.raises(InvalidCursor):
         PageCursor.decode(_cursor_of(raw))
+
+
+def test_cursor_moments_are_read_in_utc() -> None:
+    cursor = PageCursor.decode(_cursor_of(["2024-01-01T02:00:00+02:00", HEX]))
+    assert cursor.created_at == datetime(2024, 1, 1, tzinfo=UTC)
+    assert cursor.created_at.utcoffset() == timedelta(0)
 
 
 def test_cursor_with_naive_datetime_is_refused() -> None:

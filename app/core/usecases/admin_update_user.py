@@ -23,7 +23,12 @@ class AdminUpdateUser:
         name = Name(changes.name) if changes.name is not None else None
         email = Email(changes.email) if changes.email is not None else None
         role = Role.parse(changes.role) if changes.role is not None else None
+        may_remove_admin = role is Role.USER or changes.is_active is False
         async with self._uow as uow:
+            # The active admins are locked before the target row, as in
+            # DeleteUser: one lock order, so two admins demoting each other
+            # cannot deadlock.
+            active_admins = await uow.users.count_active_admins() if may_remove_admin else 0
             user = await uow.users.get_for_update(ID(user_id))
             if user is None:
                 raise UserNotFound()
@@ -40,7 +45,7 @@ class AdminUpdateUser:
             elif changes.is_active is False:
                 user.deactivate(now)
             losing_admin = was_active_admin and not user.is_active_admin
-            if losing_admin and await uow.users.count_active_admins() <= 1:
+            if losing_admin and active_admins <= 1:
                 raise LastActiveAdmin()
             await uow.users.update(user)
             await uow.commit()

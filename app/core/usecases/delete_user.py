@@ -20,10 +20,14 @@ class DeleteUser:
         if user_id != actor.id and not actor.is_admin:
             raise NotEnoughPermissions()
         async with self._uow as uow:
+            # The active admins are locked before the target row, as in
+            # AdminUpdateUser: one lock order, so two admins removing each
+            # other cannot deadlock.
+            active_admins = await uow.users.count_active_admins()
             user = await uow.users.get_for_update(ID(user_id))
             if user is None:
                 raise UserNotFound()
-            if user.is_active_admin and await uow.users.count_active_admins() <= 1:
+            if user.is_active_admin and active_admins <= 1:
                 raise LastActiveAdmin()
             await uow.users.delete(user.id)
             await uow.commit()

@@ -1,7 +1,7 @@
 from app.core.dtos import UserDTO, UserPage
 from app.core.exceptions import InvalidValue, NotEnoughPermissions
 from app.core.ports import UserUnitOfWork
-from app.core.value_objects.email import normalise_email
+from app.core.value_objects.email import could_begin_an_email, normalise_email
 from app.core.value_objects.page_cursor import PageCursor
 
 MAX_PAGE_SIZE = 100
@@ -27,6 +27,8 @@ class ListUsers:
             raise InvalidValue(f"limit must be between 1 and {MAX_PAGE_SIZE}")
         after = PageCursor.decode(cursor) if cursor else None
         prefix = normalise_email(email_prefix) if email_prefix else None
+        if prefix is not None and not could_begin_an_email(prefix):
+            return UserPage(items=[], next_cursor=None)  # no stored email can match
         async with self._uow as uow:
             users = await uow.users.list_page(limit + 1, after, prefix)
         page, more = users[:limit], len(users) > limit

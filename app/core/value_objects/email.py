@@ -13,8 +13,16 @@ _EMAIL = re.compile(
 )
 
 
+_EMAIL_CHARACTERS = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~.@-]*")
+
+
 def normalise_email(raw: str) -> str:
     return raw.strip().lower()
+
+
+def could_begin_an_email(prefix: str) -> bool:
+    """False when the (normalised) prefix holds a character no valid email has."""
+    return _EMAIL_CHARACTERS.fullmatch(prefix) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@ import binascii
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from app.core.exceptions import InvalidCursor
 from app.core.value_objects.id import ID
@@ -31,9 +31,10 @@ class PageCursor:
             created_at, id_hex = json.loads(raw)
             if not (isinstance(created_at, str) and isinstance(id_hex, str)):
                 raise InvalidCursor()
-            parsed = cls(datetime.fromisoformat(created_at), ID(uuid.UUID(hex=id_hex)))
-        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+            moment = datetime.fromisoformat(created_at)
+            if moment.tzinfo is None:
+                raise InvalidCursor()
+            # In UTC, as stored; a moment beyond year 1..9999 in UTC is refused.
+            return cls(moment.astimezone(UTC), ID(uuid.UUID(hex=id_hex)))
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, OverflowError) as exc:
             raise InvalidCursor() from exc
-        if parsed.created_at.tzinfo is None:
-            raise InvalidCursor()
-        return parsed

@@ -69,7 +69,7 @@ class JwtTokenIssuer:
                     "require_iss": self._issuer is not None,
                 },
             )
-        except (JWTError, ValueError, TypeError):  # anything unreadable is simply invalid
+        except (JWTError, ValueError, TypeError, OverflowError):  # unreadable means invalid
             raise InvalidToken() from None
         version = claims.get("ver")
         if claims.get("type") != TOKEN_TYPE or type(version) is not int:

@@ -59,6 +59,7 @@ class SqlUserRepo:
         locked = (
             select(_T.id)
             .where(_T.role == Role.ADMIN.value, _T.is_active.is_(True))
+            .order_by(_T.id)  # one lock order across transactions
             .with_for_update()
             .subquery()
         )
