@@ -50,7 +50,7 @@ class Settings(DatabaseSettings):
     JWT_AUDIENCE: str | None = None
 
     BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=31)
-    HASH_WORKERS: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    HASH_WORKERS: int = Field(default_factory=lambda: usable_cores(), ge=1)
     HASH_QUEUE_TIMEOUT_SECONDS: float = Field(default=30, gt=0)
     LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
     LOGIN_LOCKOUT_SECONDS: int = Field(default=900, ge=1)
@@ -76,6 +76,13 @@ class Settings(DatabaseSettings):
         if self.ENV == "prod" and self.JWT_SECRET_KEY == EXAMPLE_SECRET:
             raise ValueError("JWT_SECRET_KEY is the example value; generate a real secret")
         return self
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (taskset, cgroup cpusets), not the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def async_driver_url(url: str) -> str:

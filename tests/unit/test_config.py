@@ -1,7 +1,9 @@
+import os
+
 import pytest
 from pydantic import ValidationError
 
-from app.config import EXAMPLE_SECRET, SQLITE_DEFAULT_URL, Settings, async_driver_url
+from app.config import EXAMPLE_SECRET, SQLITE_DEFAULT_URL, Settings, async_driver_url, usable_cores
 
 SECRET = "a-real-secret-of-at-least-32-characters-xyz"
 PG_URL = "postgresql+asyncpg://app:pw@db.internal:5432/users"
@@ -175,3 +177,12 @@ def test_database_url_applies_the_async_driver() -> None:
     settings = Settings(_env_file=None, DB_URL="postgres://u:p@h/db", JWT_SECRET_KEY=SECRET)
     assert settings.database_url == "postgresql+asyncpg://u:p@h/db"
     assert settings.DB_URL == "postgres://u:p@h/db"
+
+
+def test_hash_workers_default_to_the_cores_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pinned to one core of many (taskset), one hashing thread is enough.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {3}, raising=False)
+    assert usable_cores() == 1
+    assert Settings(_env_file=None, JWT_SECRET_KEY=SECRET).HASH_WORKERS == 1

@@ -353,3 +353,38 @@ def test_segments_that_are_not_json_are_refused() -> None:
 
 def test_deeply_nested_claims_are_refused_without_crashing() -> None:
     _refused(_hand_made({"alg": "HS256"}, json.loads("[" * 500 + "]" * 500)))
+
+
+# Verified tokens are remembered; their expiry is checked on every read.
+
+
+def test_a_remembered_token_still_expires() -> None:
+    clock = FakeClock(_now())
+    issuer = _issuer(clock=clock)
+    token = issuer.issue(a_user()).token
+    assert issuer.read(token).token_version == 0  # verified and remembered
+
+    clock.advance(minutes=TTL_MINUTES)
+    assert issuer.read(token).token_version == 0  # valid through the second `exp` names
+    clock.advance(seconds=1)
+    with pytest.raises(InvalidToken):
+        issuer.read(token)
+
+
+def test_a_tampered_copy_of_a_remembered_token_is_refused() -> None:
+    issuer = _issuer()
+    token = issuer.issue(a_user()).token
+    issuer.read(token)
+    header, payload, signature = token.split(".")
+    with pytest.raises(InvalidToken):
+        issuer.read(f"{header}.{payload}.{signature[:-2]}AA")
+
+
+def test_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("app.infra.auth.jwt_token_issuer.VERIFIED_TOKENS_KEPT", 3)
+    issuer = _issuer()
+    tokens = [issuer.issue(a_user()).token for _ in range(5)]
+    for token in tokens:
+        issuer.read(token)
+    assert len(issuer._verified) == 3
+    assert list(issuer._verified) == tokens[2:]  # the oldest went first

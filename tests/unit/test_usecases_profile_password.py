@@ -184,7 +184,7 @@ async def test_change_password_makes_earlier_tokens_stop_working_and_later_ones_
     change, tokens = Change(user), FakeTokens()
     before = tokens.issue(user).token
     await change()
-    resolve = ResolveCurrentUser(change.uow, tokens)
+    resolve = ResolveCurrentUser(change.uow.users, tokens)
     with pytest.raises(InvalidToken):
         await resolve.execute(before)
     after = tokens.issue(change.stored).token

@@ -422,7 +422,7 @@ async def test_resolve_returns_the_user_as_stored_now() -> None:
     uow, tokens = FakeUoW(users=[user]), FakeTokens()
     token = tokens.issue(user).token
     uow.users.stored(user.id).change_role(Role.ADMIN, T0)  # promoted after the token was issued
-    resolved = await ResolveCurrentUser(uow, tokens).execute(token)
+    resolved = await ResolveCurrentUser(uow.users, tokens).execute(token)
     assert resolved.id == user.id.value
     assert resolved.email == ANN
     assert resolved.is_admin
@@ -431,21 +431,23 @@ async def test_resolve_returns_the_user_as_stored_now() -> None:
 async def test_resolve_refuses_an_unreadable_token() -> None:
     uow = FakeUoW(users=[a_user()])
     with pytest.raises(InvalidToken):
-        await ResolveCurrentUser(uow, FakeTokens()).execute("forged")
+        await ResolveCurrentUser(uow.users, FakeTokens()).execute("forged")
 
 
 async def test_resolve_refuses_an_unknown_subject() -> None:
     tokens = FakeTokens()
     token = tokens.issue(a_user()).token
     with pytest.raises(InvalidToken):
-        await ResolveCurrentUser(FakeUoW(users=[a_user()]), tokens).execute(token)
+        await ResolveCurrentUser(FakeUoW(users=[a_user()]).users, tokens).execute(token)
 
 
 @pytest.mark.parametrize("subject", ["", "admin", "1", "not-a-uuid", "' OR 1=1 --", "\x00"])
 async def test_resolve_refuses_a_subject_that_is_not_a_uuid(subject: str) -> None:
     tokens = FakeTokens()
     with pytest.raises(InvalidToken):
-        await ResolveCurrentUser(FakeUoW(users=[a_user()]), tokens).execute(tokens.forge(subject))
+        await ResolveCurrentUser(FakeUoW(users=[a_user()]).users, tokens).execute(
+            tokens.forge(subject)
+        )
 
 
 async def test_resolve_refuses_a_deleted_user() -> None:
@@ -454,7 +456,7 @@ async def test_resolve_refuses_a_deleted_user() -> None:
     token = tokens.issue(user).token
     await uow.users.delete(user.id)
     with pytest.raises(InvalidToken):
-        await ResolveCurrentUser(uow, tokens).execute(token)
+        await ResolveCurrentUser(uow.users, tokens).execute(token)
 
 
 async def test_resolve_refuses_an_inactive_user() -> None:
@@ -463,7 +465,7 @@ async def test_resolve_refuses_an_inactive_user() -> None:
     token = tokens.issue(user).token
     uow.users.stored(user.id).deactivate(T0)
     with pytest.raises(InvalidToken):
-        await ResolveCurrentUser(uow, tokens).execute(token)
+        await ResolveCurrentUser(uow.users, tokens).execute(token)
 
 
 @pytest.mark.parametrize("version", [0, 1, 3, -1])
@@ -472,13 +474,13 @@ async def test_resolve_refuses_a_token_of_another_version(version: int) -> None:
     tokens = FakeTokens()
     token = tokens.forge(str(user.id), version)
     with pytest.raises(InvalidToken):
-        await ResolveCurrentUser(FakeUoW(users=[user]), tokens).execute(token)
+        await ResolveCurrentUser(FakeUoW(users=[user]).users, tokens).execute(token)
 
 
 async def test_resolve_accepts_a_token_of_the_current_version() -> None:
     user = a_user(token_version=2)
     tokens = FakeTokens()
-    resolved = await ResolveCurrentUser(FakeUoW(users=[user]), tokens).execute(
+    resolved = await ResolveCurrentUser(FakeUoW(users=[user]).users, tokens).execute(
         tokens.forge(str(user.id), 2)
     )
     assert resolved.id == user.id.value

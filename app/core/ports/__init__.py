@@ -3,6 +3,7 @@ from app.core.ports.login_throttle import LoginThrottle
 from app.core.ports.password_hasher import PasswordHasher
 from app.core.ports.token_issuer import TokenIssuer
 from app.core.ports.unit_of_work import UnitOfWork, UserUnitOfWork
+from app.core.ports.user_reader import UserReader
 from app.core.ports.user_repo import UserRepo
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "PasswordHasher",
     "TokenIssuer",
     "UnitOfWork",
+    "UserReader",
     "UserRepo",
     "UserUnitOfWork",
 ]

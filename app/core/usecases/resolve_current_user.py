@@ -1,6 +1,6 @@
 from app.core.dtos import UserDTO
 from app.core.exceptions import InvalidToken
-from app.core.ports import TokenIssuer, UserUnitOfWork
+from app.core.ports import TokenIssuer, UserReader
 from app.core.value_objects import ID
 
 
@@ -12,8 +12,8 @@ class ResolveCurrentUser:
     change applies at once.
     """
 
-    def __init__(self, uow: UserUnitOfWork, tokens: TokenIssuer) -> None:
-        self._uow, self._tokens = uow, tokens
+    def __init__(self, users: UserReader, tokens: TokenIssuer) -> None:
+        self._users, self._tokens = users, tokens
 
     async def execute(self, token: str) -> UserDTO:
         claims = self._tokens.read(token)
@@ -21,8 +21,7 @@ class ResolveCurrentUser:
             user_id = ID.parse(claims.subject)
         except ValueError:
             raise InvalidToken() from None
-        async with self._uow as uow:
-            user = await uow.users.get_by_id(user_id)
+        user = await self._users.get_by_id(user_id)
         if user is None or not user.is_active or user.token_version != claims.token_version:
             raise InvalidToken()
         return UserDTO.from_entity(user)

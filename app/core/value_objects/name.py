@@ -1,9 +1,12 @@
-import unicodedata
+import re
 from dataclasses import dataclass
 
 from app.core.exceptions import InvalidName
 
 MAX_NAME_LENGTH = 100
+# Control characters (Unicode Cc) and lone surrogates (Cs); emoji joiners and
+# the like stay allowed.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,14 +15,9 @@ class Name:
 
     def __post_init__(self) -> None:
         v = self.value.strip()
-        if not 1 <= len(v) <= MAX_NAME_LENGTH or any(_is_control(c) for c in v):
+        if not 1 <= len(v) <= MAX_NAME_LENGTH or _FORBIDDEN.search(v):
             raise InvalidName()
         object.__setattr__(self, "value", v)
 
     def __str__(self) -> str:
         return self.value
-
-
-def _is_control(char: str) -> bool:
-    # Control characters and lone surrogates; emoji joiners and the like stay allowed.
-    return unicodedata.category(char) in ("Cc", "Cs")

@@ -1,5 +1,6 @@
 """All dependency wiring. Routes declare what they need with these aliases;
-tests swap pieces through `app.dependency_overrides`."""
+tests swap pieces through `app.dependency_overrides`. Every provider is
+`async def`: FastAPI runs plain `def` ones on a thread pool, per request."""
 
 from typing import Annotated
 
@@ -8,7 +9,14 @@ from fastapi.security import OAuth2PasswordBearer
 
 from app.core.dtos import UserDTO
 from app.core.exceptions import Unauthenticated
-from app.core.ports import Clock, LoginThrottle, PasswordHasher, TokenIssuer, UserUnitOfWork
+from app.core.ports import (
+    Clock,
+    LoginThrottle,
+    PasswordHasher,
+    TokenIssuer,
+    UserReader,
+    UserUnitOfWork,
+)
 from app.core.usecases.admin_update_user import AdminUpdateUser
 from app.core.usecases.authenticate_user import AuthenticateUser
 from app.core.usecases.change_password import ChangePassword
@@ -26,31 +34,37 @@ from app.infra.db.unit_of_work import SqlUserUnitOfWork
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
-def get_uow(request: Request) -> UserUnitOfWork:
+async def get_uow(request: Request) -> UserUnitOfWork:
     return SqlUserUnitOfWork(request.app.state.sessionmaker)
 
 
-def get_hasher(request: Request) -> PasswordHasher:
+async def get_reader(request: Request) -> UserReader:
+    reader: UserReader = request.app.state.reader
+    return reader
+
+
+async def get_hasher(request: Request) -> PasswordHasher:
     hasher: PasswordHasher = request.app.state.hasher
     return hasher
 
 
-def get_tokens(request: Request) -> TokenIssuer:
+async def get_tokens(request: Request) -> TokenIssuer:
     tokens: TokenIssuer = request.app.state.tokens
     return tokens
 
 
-def get_throttle(request: Request) -> LoginThrottle:
+async def get_throttle(request: Request) -> LoginThrottle:
     throttle: LoginThrottle = request.app.state.throttle
     return throttle
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
 
 UoW = Annotated[UserUnitOfWork, Depends(get_uow)]
+Reader = Annotated[UserReader, Depends(get_reader)]
 Hasher = Annotated[PasswordHasher, Depends(get_hasher)]
 Tokens = Annotated[TokenIssuer, Depends(get_tokens)]
 Throttle = Annotated[LoginThrottle, Depends(get_throttle)]
@@ -58,46 +72,46 @@ SystemClock = Annotated[Clock, Depends(get_clock)]
 BearerToken = Annotated[str | None, Depends(oauth2_scheme)]
 
 
-async def get_current_user(token: BearerToken, uow: UoW, tokens: Tokens) -> UserDTO:
+async def get_current_user(token: BearerToken, users: Reader, tokens: Tokens) -> UserDTO:
     if not token:
         raise Unauthenticated()
-    return await ResolveCurrentUser(uow, tokens).execute(token)
+    return await ResolveCurrentUser(users, tokens).execute(token)
 
 
 CurrentUser = Annotated[UserDTO, Depends(get_current_user)]
 
 
-def get_register(uow: UoW, hasher: Hasher, clock: SystemClock) -> RegisterUser:
+async def get_register(uow: UoW, hasher: Hasher, clock: SystemClock) -> RegisterUser:
     return RegisterUser(uow, hasher, clock)
 
 
-def get_authenticate(
+async def get_authenticate(
     uow: UoW, hasher: Hasher, throttle: Throttle, tokens: Tokens
 ) -> AuthenticateUser:
     return AuthenticateUser(uow, hasher, throttle, tokens)
 
 
-def get_get_user(uow: UoW) -> GetUser:
+async def get_get_user(uow: UoW) -> GetUser:
     return GetUser(uow)
 
 
-def get_list_users(uow: UoW) -> ListUsers:
+async def get_list_users(uow: UoW) -> ListUsers:
     return ListUsers(uow)
 
 
-def get_update_profile(uow: UoW, clock: SystemClock) -> UpdateProfile:
+async def get_update_profile(uow: UoW, clock: SystemClock) -> UpdateProfile:
     return UpdateProfile(uow, clock)
 
 
-def get_change_password(uow: UoW, hasher: Hasher, clock: SystemClock) -> ChangePassword:
+async def get_change_password(uow: UoW, hasher: Hasher, clock: SystemClock) -> ChangePassword:
     return ChangePassword(uow, hasher, clock)
 
 
-def get_admin_update(uow: UoW, clock: SystemClock) -> AdminUpdateUser:
+async def get_admin_update(uow: UoW, clock: SystemClock) -> AdminUpdateUser:
     return AdminUpdateUser(uow, clock)
 
 
-def get_delete_user(uow: UoW) -> DeleteUser:
+async def get_delete_user(uow: UoW) -> DeleteUser:
     return DeleteUser(uow)
 
 

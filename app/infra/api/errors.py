@@ -22,6 +22,7 @@ from app.core.exceptions import (
     Unauthenticated,
     Unavailable,
 )
+from app.infra.db.user_rows import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +132,25 @@ async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(request, 500, "Internal server error")
 
 
+# Lost or refused connections and an exhausted pool: the database, not the request.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, DatabaseUnavailable, OSError)
+
+
+async def handled_error_response(request: Request, exc: Exception) -> JSONResponse | None:
+    """What the handlers below answer for `exc`, for code that runs outside
+    FastAPI's routing; None for an unexpected error (a 500, logged)."""
+    if isinstance(exc, DomainError):
+        return await on_domain_error(request, exc)
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return await on_database_unavailable(request, exc)
+    return None
+
+
 def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(OAuthError, on_oauth_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
-    # Lost or refused connections and an exhausted pool: the database, not the request.
-    for unavailable in (OperationalError, InterfaceError, PoolTimeout, OSError):
+    for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected_error)

@@ -11,6 +11,8 @@ from app.core.ports import Clock
 TOKEN_TYPE = "access"  # noqa: S105 (a claim value, not a secret)
 # Far above any token we issue; refuses oversized input before any parsing.
 MAX_TOKEN_LENGTH = 4096
+# Verified tokens remembered, so a busy client's token is checked once, not per request.
+VERIFIED_TOKENS_KEPT = 4096
 
 
 class JwtTokenIssuer:
@@ -18,6 +20,11 @@ class JwtTokenIssuer:
 
     Besides the registered claims, `ver` carries the user's token version, so a
     password change revokes earlier tokens exactly, whatever the clock says.
+
+    A token's signature and claims never change, so the result of verifying
+    one is kept (keyed by the whole token, signature included) and only its
+    expiry is checked again. Revocation is not decided here: the user is
+    read afresh on every request.
     """
 
     def __init__(
@@ -32,6 +39,7 @@ class JwtTokenIssuer:
         self._secret, self._algorithm = secret, algorithm
         self._ttl = expire_minutes * 60
         self._clock, self._issuer, self._audience = clock, issuer, audience
+        self._verified: dict[str, tuple[TokenClaims, float]] = {}
 
     def issue(self, user: User) -> AccessToken:
         now = int(self._clock.now().timestamp())
@@ -51,6 +59,19 @@ class JwtTokenIssuer:
         return AccessToken(token=token, expires_in=self._ttl)
 
     def read(self, token: str) -> TokenClaims:
+        known = self._verified.get(token)
+        if known is None:
+            known = self._verify(token)
+            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[token] = known
+        claims, expires_at = known
+        # jose's rule: valid through the second `exp` names.
+        if expires_at < int(self._clock.now().timestamp()):
+            raise InvalidToken()
+        return claims
+
+    def _verify(self, token: str) -> tuple[TokenClaims, float]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken()
         try:
@@ -71,7 +92,9 @@ class JwtTokenIssuer:
             )
         except (JWTError, ValueError, TypeError, OverflowError):  # unreadable means invalid
             raise InvalidToken() from None
-        version = claims.get("ver")
+        version, expires_at = claims.get("ver"), claims.get("exp")
         if claims.get("type") != TOKEN_TYPE or type(version) is not int:
             raise InvalidToken()
-        return TokenClaims(subject=claims["sub"], token_version=version)
+        if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
+            raise InvalidToken()
+        return TokenClaims(subject=claims["sub"], token_version=version), expires_at

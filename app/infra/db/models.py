@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Uuid,
+    func,
 )
 from sqlmodel import Field, SQLModel
 
@@ -45,6 +46,17 @@ class UserRow(SQLModel, table=True):
     token_version: int = Field(sa_column=Column(Integer, nullable=False))
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+# The admin's email prefix search (`lower(email) LIKE 'prefix%'`). PostgreSQL
+# only: a btree in the database collation cannot serve LIKE (unless it is C);
+# one with the pattern operator class can. Migration 0002 skips SQLite, and
+# autogenerate skips expression indexes there.
+Index(
+    "ix_users_email_pattern",
+    func.lower(UserRow.__table__.c.email).label("email_lower"),  # type: ignore[attr-defined]
+    postgresql_ops={"email_lower": "text_pattern_ops"},
+).ddl_if(dialect="postgresql")
 
 
 class LoginAttemptRow(SQLModel, table=True):

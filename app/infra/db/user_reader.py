@@ -1,0 +1,84 @@
+import asyncio
+import copy
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+
+from app.core.entities import User
+from app.core.value_objects import ID
+from app.infra.db.mapping import UserRecord, to_entity
+
+# Fetches the rows of the given ids (missing ids are simply absent).
+RowsById = Callable[[list[uuid.UUID]], Awaitable[Mapping[uuid.UUID, UserRecord]]]
+_Waiting = dict[uuid.UUID, list[asyncio.Future[User | None]]]
+
+
+class BatchedUserReader:
+    """A UserReader that answers concurrent lookups with few queries.
+
+    Lookups wait in a queue; a few queries at a time (`max_queries`) each take
+    everything waiting and fetch it at once, outside any transaction. Under
+    load a lookup costs a small share of a query; alone, it costs one query
+    at the loop's next turn. A query always starts after every lookup it
+    answers was made, so no answer is older than its request.
+    """
+
+    MAX_BATCH = 500
+
+    def __init__(
+        self,
+        rows_by_id: RowsById,
+        max_queries: int,
+        close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._rows_by_id, self._max_queries, self._close = rows_by_id, max_queries, close
+        self._waiting: _Waiting = {}
+        # Counted by the drainers themselves: a finished task's done-callback
+        # runs a turn later, and a lookup made in between would wait forever.
+        self._draining = 0
+        self._drainers: set[asyncio.Task[None]] = set()  # keeps the tasks alive
+
+    async def get_by_id(self, user_id: ID) -> User | None:
+        answer: asyncio.Future[User | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(user_id.value, []).append(answer)
+        if self._draining < self._max_queries:
+            self._draining += 1
+            drainer = asyncio.create_task(self._drain())
+            self._drainers.add(drainer)
+            drainer.add_done_callback(self._drainers.discard)
+        return await answer
+
+    async def close(self) -> None:
+        if self._close is not None:
+            await self._close()
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                ids = list(self._waiting)[: self.MAX_BATCH]
+                await self._answer({user_id: self._waiting.pop(user_id) for user_id in ids})
+        finally:
+            self._draining -= 1
+
+    async def _answer(self, waiting: _Waiting) -> None:
+        try:
+            rows = await self._rows_by_id(list(waiting))
+        except asyncio.CancelledError:  # shutting down
+            for answer in _pending(waiting):
+                answer.cancel()
+            raise
+        except Exception as exc:  # e.g. the database is down: each request answers 503
+            for answer in _pending(waiting):
+                answer.set_exception(exc)
+            return
+        for user_id, answers in waiting.items():
+            row = rows.get(user_id)
+            user = to_entity(row) if row is not None else None
+            for answer in answers:
+                if not answer.done():  # its request may have been cancelled
+                    # Entities are mutable: each caller gets its own copy
+                    # (value objects are immutable and shared).
+                    answer.set_result(copy.copy(user))
+
+
+def _pending(waiting: _Waiting) -> list[asyncio.Future[User | None]]:
+    return [answer for answers in waiting.values() for answer in answers if not answer.done()]

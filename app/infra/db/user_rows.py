@@ -1,0 +1,170 @@
+"""Row sources for BatchedUserReader, the hot path of every authenticated
+request: asyncpg directly on PostgreSQL, the sqlite3 module on an SQLite file,
+SQLAlchemy anywhere else."""
+
+import sqlite3
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import asyncpg
+from sqlalchemy import make_url, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.infra.db.engine import read_only
+from app.infra.db.mapping import UserRecord
+from app.infra.db.models import UserRow
+from app.infra.db.user_reader import BatchedUserReader
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or dropped the connection."""
+
+
+class _Record(NamedTuple):
+    id: uuid.UUID
+    email: str
+    name: str
+    hashed_password: str
+    role: str
+    is_active: bool
+    token_version: int
+    created_at: Any
+    updated_at: Any
+
+
+_COLUMNS = ", ".join(_Record._fields)
+_BY_IDS_SQL = f"SELECT {_COLUMNS} FROM users WHERE id = ANY($1::uuid[])"  # noqa: S608 (constant)
+# Connection trouble worth one more try on a fresh connection, then a 503.
+_CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # e.g. the server is shutting down
+    asyncpg.exceptions.InsufficientResourcesError,  # e.g. too many connections
+    OSError,  # refused, reset, timed out
+)
+
+
+class AsyncpgRowsById:
+    """One prepared `... WHERE id = ANY($1)` on a small asyncpg pool of its own.
+
+    Connections only ever run this SELECT, so they are returned to the pool
+    without asyncpg's reset query (a round trip per use).
+    """
+
+    def __init__(self, pool: "asyncpg.Pool[Any]") -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, settings: Settings, connections: int) -> "AsyncpgRowsById":
+        url = make_url(settings.database_url).set(drivername="postgresql")
+        pool = asyncpg.create_pool(
+            url.render_as_string(hide_password=False),
+            min_size=0,
+            max_size=connections,
+            timeout=settings.DB_CONNECT_TIMEOUT_SECONDS,
+            # PgBouncer in transaction mode cannot keep prepared statements.
+            statement_cache_size=100 if settings.DB_STATEMENT_CACHE else 0,
+            reset=_keep_session,
+        )
+        return cls(await pool)
+
+    async def __call__(self, ids: list[uuid.UUID]) -> Mapping[uuid.UUID, UserRecord]:
+        try:
+            try:
+                return await self._fetch(ids)
+            except _CONNECTION_ERRORS:
+                # A pooled connection died (say the server restarted); the pool
+                # replaces it, and a read is safe to repeat.
+                return await self._fetch(ids)
+        except _CONNECTION_ERRORS as exc:
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+
+    async def _fetch(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, UserRecord]:
+        async with self._pool.acquire() as connection:
+            records = await connection.fetch(_BY_IDS_SQL, ids)
+        return {record[0]: _Record(*record.values()) for record in records}
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+async def _keep_session(_: asyncpg.Connection) -> None:
+    pass
+
+
+class SqliteRowsById:
+    """Reads with the standard sqlite3 module, on the event loop itself: in WAL
+    mode readers never wait for writers, and a read by primary key takes a few
+    microseconds, less than handing it to aiosqlite's thread and back. Values
+    are decoded as SQLAlchemy stores them (ids as 32 hex digits, times as
+    naive UTC text)."""
+
+    BUSY_TIMEOUT_MS = 100  # the rare wait (WAL recovery) must not stall the loop
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+
+    async def __call__(self, ids: list[uuid.UUID]) -> Mapping[uuid.UUID, UserRecord]:
+        marks = ", ".join("?" * len(ids))
+        sql = f"SELECT {_COLUMNS} FROM users WHERE id IN ({marks})"  # noqa: S608 (only ?s)
+        try:
+            rows = self._connect().execute(sql, [i.hex for i in ids]).fetchall()
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+        records = (
+            _Record(uuid.UUID(hex=r[0]), *r[1:7], *map(datetime.fromisoformat, r[7:])) for r in rows
+        )
+        return {record.id: record for record in records}
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            uri = f"file:{self._path}?mode=ro"
+            connection = sqlite3.connect(uri, uri=True, isolation_level=None)
+            connection.execute(f"PRAGMA busy_timeout={self.BUSY_TIMEOUT_MS}")
+            self._connection = connection
+        return self._connection
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class SqlRowsById:
+    """`SELECT ... WHERE id IN (...)` through SQLAlchemy: no write lock on SQLite."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = read_only(engine)
+
+    async def __call__(self, ids: list[uuid.UUID]) -> Mapping[uuid.UUID, UserRecord]:
+        try:
+            return await self._fetch(ids)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return await self._fetch(ids)  # the pool was refreshed; a read can be repeated
+
+    async def _fetch(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, UserRecord]:
+        table = UserRow.__table__  # type: ignore[attr-defined]
+        async with self._engine.connect() as connection:
+            result = await connection.execute(select(table).where(table.c.id.in_(ids)))
+            return {row.id: row for row in result}
+
+
+async def open_user_reader(
+    settings: Settings, engine: AsyncEngine, connections: int
+) -> BatchedUserReader:
+    """The process's UserReader: on PostgreSQL with `connections` of its own."""
+    if engine.dialect.name == "postgresql":
+        rows = await AsyncpgRowsById.open(settings, connections)
+        return BatchedUserReader(rows, max_queries=connections, close=rows.close)
+    path = make_url(settings.database_url).database
+    if engine.dialect.name == "sqlite" and path and path != ":memory:":
+        sqlite_rows = SqliteRowsById(path)
+        return BatchedUserReader(sqlite_rows, max_queries=1, close=sqlite_rows.close)
+    return BatchedUserReader(SqlRowsById(engine), max_queries=connections)
