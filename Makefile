@@ -8,6 +8,8 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(PYTHON) -m uv)
 RUN := $(UV) run --frozen
 HOST ?= 127.0.0.1
 PORT ?= 8000
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+N ?= 1000
 
 .PHONY: help
 help: ## List the targets
@@ -32,6 +34,23 @@ migrate: install .env ## Create or upgrade the database schema (alembic upgrade 
 .PHONY: run
 run: migrate ## Serve on :8000 with auto-reload (embedded SQLite unless DB_URL is set)
 	$(RUN) uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT) --reload --no-access-log
+
+.PHONY: serve
+serve: migrate ## Production-style server: WORKERS processes (default one per core), no reload
+	$(RUN) uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT) \
+		--workers $(WORKERS) --no-access-log --proxy-headers
+
+.PHONY: seed
+seed: migrate ## Bulk-load N users (default 1000) into the database: make seed N=1000000
+	$(RUN) python -m bench.seed --count $(N)
+
+.PHONY: bench
+bench: install ## Benchmark with wrk (apt-get install wrk); PostgreSQL when BENCH_DB_URL is set
+	$(RUN) python -m bench.run $(BENCH_ARGS)
+
+.PHONY: bench-scale
+bench-scale: install ## p50 at 1,000 vs 1,000,000 users on scratch PostgreSQL databases (server: BENCH_DB_URL)
+	$(RUN) python -m bench.run --scale-compare $(BENCH_ARGS)
 
 .PHONY: test
 test: install ## Run the whole suite with coverage (SQLite, and PostgreSQL when reachable)

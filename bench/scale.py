@@ -1,0 +1,166 @@
+"""`--scale`: latency of the main requests on a database `make seed` has filled.
+
+Does the cost of a request grow with the table? Each probe runs on its own at
+low concurrency (--scale-connections, default 1), so its p50 is the cost of one
+request rather than time spent queueing. The deep page starts from a cursor
+built for the row at --deep-fraction of the (created_at, id) order, encoded as
+the service encodes its own, and follows the next_cursor the service returns.
+
+To measure another request, add a Probe in `probes`.
+"""
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from bench.api import Account, get_json, log_in, new_credentials, register
+from bench.database import (
+    Database,
+    DeepPosition,
+    deep_position,
+    delete_users,
+    seeded_database,
+)
+from bench.harness import Bench
+from bench.procs import BenchError, run_checked
+from bench.report import (
+    Check,
+    Row,
+    clean_run,
+    machine_info,
+    noise_warnings,
+    print_checks,
+    print_table,
+    print_warnings,
+)
+from bench.servers import Server, service_env
+from bench.wrk_runner import Load, WrkResult
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    load: Load
+
+
+def run_scale(bench: Bench, database: Database | None = None) -> dict[str, Any]:
+    """The probes on `database`, by default the one `make seed` filled."""
+    options = bench.options
+    database = database or seeded_database()
+    position = deep_position(database, options.deep_fraction)  # before we add users
+    print(f"{position.users:,} users in {database.display}")
+    service = bench.start_service(database)
+    user_login, admin_login = new_credentials("bench"), new_credentials("bench-admin")
+    try:
+        user = register(service.url, "Bench User", *user_login)
+        admin = create_admin(bench, service, database.url, *admin_login)
+        probes = build_probes(bench, service, user, admin, position)
+        results: dict[str, WrkResult] = {}
+        for probe in probes:
+            print(f"{probe.name} ({options.duration_s}s, -c{probe.load.connections}) ...")
+            results[probe.name] = bench.measure(service, probe.load)
+        trouble = service.trouble_lines()[:50]
+    finally:
+        deleted = delete_users(database, [user_login[0], admin_login[0]])
+    checks = [clean_run(name, r) for name, r in results.items()]
+    return {
+        "mode": "scale",
+        "machine": machine_info(),
+        "config": {
+            "db_backend": database.backend,
+            "db_url": database.display,
+            "users": position.users,
+            "deep_offset": position.offset,
+            "page_size": options.page_size,
+            "duration_s": options.duration_s,
+            "warmup_s": options.warmup_s,
+            "connections": options.scale_connections,
+            "bcrypt_rounds": options.bcrypt_rounds,
+            "server_cpu": bench.cpus.server,
+            "wrk_cpu": bench.cpus.load,
+        },
+        "metrics": {
+            f"{name}_{stat}_ms": r.latency_ms[stat]
+            for name, r in results.items()
+            for stat in ("p50", "p99")
+        }
+        | {f"{name}_rps": round(r.rps, 2) for name, r in results.items()},
+        "checks": [vars(c) for c in checks],
+        "valid": all(c.ok for c in checks),
+        "warnings": noise_warnings(results, database.backend),
+        "runs": {name: r.to_json() for name, r in results.items()},
+        "server_log_trouble": {"service": trouble},
+        "bench_users_deleted": deleted,  # of 2
+    }
+
+
+def build_probes(
+    bench: Bench, service: Server, user: Account, admin: Account, position: DeepPosition
+) -> list[Probe]:
+    connections = bench.options.scale_connections
+    first_page = _page_path(bench.options.page_size)
+    deep_page = _deep_page_path(service, admin, bench.options.page_size, position)
+    return [
+        Probe("login", bench.login_load(service, user, connections)),
+        Probe("me", bench.get_load(service, "/users/me", user, connections)),
+        Probe("list_first_page", bench.get_load(service, first_page, admin, connections)),
+        Probe("list_deep_page", bench.get_load(service, deep_page, admin, connections)),
+    ]
+
+
+def create_admin(bench: Bench, service: Server, db_url: str, email: str, password: str) -> Account:
+    """Through the operator's command, as the README says, then a normal login."""
+    env = service_env(db_url, bench.options.bcrypt_rounds) | {"ADMIN_PASSWORD": password}
+    run_checked(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "create-admin",
+            "--email",
+            email,
+            "--name",
+            "Bench Admin",
+        ],
+        env=env,
+        cwd=bench.workdir,
+        what="python -m app.cli create-admin",
+    )
+    return log_in(service.url, email, password)
+
+
+def _page_path(limit: int, cursor: str | None = None) -> str:
+    query = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
+    return "/users?" + urlencode(query)
+
+
+def _deep_page_path(service: Server, admin: Account, limit: int, position: DeepPosition) -> str:
+    """The page after the one our cursor opens: its cursor is the service's own."""
+    page = get_json(service.url, _page_path(limit, position.cursor), admin.token)
+    if not page.get("items"):
+        raise BenchError(f"the page at offset {position.offset} is empty: is the cursor right?")
+    next_cursor = page.get("next_cursor")
+    return _page_path(limit, next_cursor if isinstance(next_cursor, str) else position.cursor)
+
+
+def print_scale(data: dict[str, Any]) -> None:
+    config, machine, runs = data["config"], data["machine"], data["runs"]
+    rows = [
+        Row(
+            name,
+            f"p50 {r['latency_ms']['p50']:.2f} ms",
+            f"p99 {r['latency_ms']['p99']:.2f} ms",
+            f"{r['rps']:,.1f} rps",
+        )
+        for name, r in runs.items()
+    ]
+    print_table(
+        f"--scale: {config['users']:,} users, {config['db_backend']} ({config['db_url']}),"
+        f" {machine['date']}\n"
+        f"wrk -c{config['connections']} for {config['duration_s']}s per probe;"
+        f" pages of {config['page_size']}, deep page after row {config['deep_offset']:,}",
+        rows,
+    )
+    print_checks([Check(**c) for c in data["checks"]], data["server_log_trouble"])
+    print_warnings(data["warnings"])

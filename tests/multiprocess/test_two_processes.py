@@ -1,0 +1,307 @@
+"""Two real server processes on one PostgreSQL database.
+
+What one process cannot show: uniqueness, the login lockout and token
+revocation must hold across processes, because they live in the database.
+The servers are real `uvicorn` subprocesses, so they do not count towards
+coverage.
+"""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from tests.conftest import ROOT, TEST_SECRET
+
+PASSWORD = "correct-horse-battery"
+NEW_PASSWORD = "staple-lamp-orbit"
+MAX_FAILURES = 3
+LOCKOUT_SECONDS = 900
+STARTUP_DEADLINE_SECONDS = 60.0
+SHUTDOWN_GRACE_SECONDS = 15.0
+REQUEST_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+    def output(self, since: int = 0) -> str:
+        """What the server wrote (it logs warnings and errors only) from byte `since`."""
+        with self.log.open("rb") as log:
+            log.seek(since)
+            return log.read().decode(errors="replace")
+
+    def output_size(self) -> int:
+        return self.log.stat().st_size
+
+
+@pytest.fixture(scope="module")
+def postgres_url(database_url: str) -> str:
+    """The session's PostgreSQL scratch database.
+
+    Only the SQLite parameter of `database_url` is skipped: two processes
+    sharing one embedded file is not the deployment this checks. PostgreSQL
+    itself is never skipped under CI=true: tests/conftest.py already fails
+    the run when it is unreachable there.
+    """
+    if database_url.startswith("sqlite"):
+        pytest.skip("two server processes share a PostgreSQL database, not SQLite")
+    return database_url
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports the OS has just handed out (held together, so they differ)."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    # No setting leaks in from the caller's environment; the working
+    # directory is a scratch one, so no .env is read either.
+    env = {key: value for key, value in os.environ.items() if key not in Settings.model_fields}
+    env.update(
+        ENV="test",
+        DB_URL=database_url,
+        JWT_SECRET_KEY=TEST_SECRET,
+        BCRYPT_ROUNDS="4",
+        HASH_WORKERS="2",
+        DB_POOL_SIZE="5",
+        LOG_LEVEL="WARNING",
+        LOGIN_MAX_FAILURES=str(MAX_FAILURES),
+        LOGIN_LOCKOUT_SECONDS=str(LOCKOUT_SECONDS),
+    )
+    return env
+
+
+def start_server(database_url: str, port: int, workdir: Path) -> Server:
+    log = workdir / f"server-{port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.main:create_app",
+        "--factory",
+        "--app-dir",
+        str(ROOT),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+    ]
+    with log.open("wb") as sink:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            command, cwd=workdir, env=server_env(database_url), stdout=sink, stderr=sink
+        )
+    return Server(process, f"http://127.0.0.1:{port}", log)
+
+
+def wait_until_healthy(server: Server) -> None:
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    problem = "no answer yet"
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            problem = f"exited with code {server.process.returncode}"
+            break
+        try:
+            if httpx.get(f"{server.base_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.1)
+    pytest.fail(
+        f"server at {server.base_url} did not become healthy ({problem}); its output:\n"
+        f"{server.output()[-8000:]}",
+        pytrace=False,
+    )
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(SHUTDOWN_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture(scope="module")
+def servers(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
+    """Two server processes on the same database."""
+    workdir = tmp_path_factory.mktemp("servers")
+    started: list[Server] = []
+    try:
+        for port in free_ports(2):
+            started.append(start_server(postgres_url, port, workdir))
+        for server in started:
+            wait_until_healthy(server)
+        yield started
+    finally:
+        for server in started:
+            stop_server(server)
+
+
+@pytest.fixture
+async def clients(
+    servers: list[Server], clean_engine: AsyncEngine
+) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """One client per server, over emptied tables.
+
+    Whatever the servers log meanwhile (warnings and errors, tracebacks of a
+    5xx included) is printed afterwards, so pytest shows it with a failure.
+    """
+    sizes = [server.output_size() for server in servers]
+    async with (
+        httpx.AsyncClient(base_url=servers[0].base_url, timeout=REQUEST_TIMEOUT_SECONDS) as first,
+        httpx.AsyncClient(base_url=servers[1].base_url, timeout=REQUEST_TIMEOUT_SECONDS) as second,
+    ):
+        yield [first, second]
+    for server, size in zip(servers, sizes, strict=True):
+        if logged := server.output(since=size):
+            print(f"--- {server.base_url} logged:\n{logged}")
+
+
+def describe(responses: list[httpx.Response]) -> str:
+    return "\n".join(f"{r.request.url} -> {r.status_code} {r.text[:200]}" for r in responses)
+
+
+def assert_no_server_errors(responses: list[httpx.Response]) -> None:
+    failed = [r for r in responses if r.status_code >= 500]
+    assert not failed, describe(failed)
+
+
+async def register(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    return await client.post("/users", json={"name": "Ann", "email": email, "password": password})
+
+
+async def token_response(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
+    return await client.post("/auth/token", data={"username": email, "password": password})
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
+    response = await token_response(client, email, password)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def me(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_both_processes_serve_the_same_users(clients: list[httpx.AsyncClient]) -> None:
+    created = await register(clients[0], "ann@example.com")
+    assert created.status_code == 201, created.text
+
+    assert (await register(clients[1], "ann@example.com")).status_code == 409
+    response = await me(clients[1], await login(clients[1], "ann@example.com"))
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == created.json()["id"]
+
+
+async def test_concurrent_registrations_of_one_email_across_processes_create_one_user(
+    clients: list[httpx.AsyncClient], clean_engine: AsyncEngine
+) -> None:
+    emails = [f"race{n}@example.com" for n in range(3)]
+    # Ten at once per email, each with its own password, alternating servers.
+    attempts = [(email, f"{PASSWORD}-{k}") for email in emails for k in range(10)]
+
+    responses = await asyncio.gather(
+        *(register(clients[i % 2], email, password) for i, (email, password) in enumerate(attempts))
+    )
+
+    assert_no_server_errors(responses)
+    outcomes: dict[str, list[tuple[str, httpx.Response]]] = defaultdict(list)
+    for (email, password), response in zip(attempts, responses, strict=True):
+        outcomes[email].append((password, response))
+    for email, results in outcomes.items():
+        mine = [response for _, response in results]
+        assert Counter(r.status_code for r in mine) == {201: 1, 409: 9}, describe(mine)
+        assert all(
+            r.json() == {"detail": "User already exists"} for r in mine if r.status_code == 409
+        )
+        # The winner's password is the one stored: it logs in through either process.
+        (winner,) = [password for password, r in results if r.status_code == 201]
+        for client in clients:
+            await login(client, email, winner)
+    async with clean_engine.connect() as connection:
+        rows = (
+            await connection.execute(text("SELECT email, count(*) FROM users GROUP BY email"))
+        ).all()
+    assert sorted(tuple(row) for row in rows) == [(email, 1) for email in emails]
+
+
+async def test_login_lockout_counts_failures_from_both_processes(
+    clients: list[httpx.AsyncClient],
+) -> None:
+    email = "locked@example.com"
+    assert (await register(clients[0], email)).status_code == 201
+
+    # Alternating, so neither process alone sees MAX_FAILURES failures.
+    for attempt in range(MAX_FAILURES):
+        response = await token_response(clients[attempt % 2], email, "wrong-password-guess")
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_grant"
+
+    for client in clients:  # even the right password is refused now, on either process
+        response = await token_response(client, email, PASSWORD)
+        assert response.status_code == 429, response.text
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert 0 < int(response.headers["Retry-After"]) <= LOCKOUT_SECONDS
+
+
+async def test_tokens_work_across_processes_and_a_password_change_revokes_them_on_both(
+    clients: list[httpx.AsyncClient],
+) -> None:
+    first, second = clients
+    email = "token@example.com"
+    created = await register(first, email)
+    assert created.status_code == 201, created.text
+    old_token = await login(first, email)
+    for client in clients:
+        response = await me(client, old_token)
+        assert response.status_code == 200, response.text
+        assert response.json()["id"] == created.json()["id"]
+
+    changed = await second.post(
+        "/users/me/password",
+        headers={"Authorization": f"Bearer {old_token}"},
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )
+    assert changed.status_code == 204, changed.text
+
+    for client in clients:
+        response = await me(client, old_token)
+        assert response.status_code == 401, response.text
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert (await token_response(client, email, PASSWORD)).status_code == 400
+    for issuer in clients:  # a token issued after the change, by either process, works on both
+        new_token = await login(issuer, email, NEW_PASSWORD)
+        for client in clients:
+            response = await me(client, new_token)
+            assert response.status_code == 200, response.text
