@@ -1,5 +1,5 @@
 import asyncio
-import copy
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -73,11 +73,11 @@ class BatchedUserReader:
         for user_id, answers in waiting.items():
             row = rows.get(user_id)
             user = to_entity(row) if row is not None else None
-            for answer in answers:
+            for n, answer in enumerate(answers):
                 if not answer.done():  # its request may have been cancelled
-                    # Entities are mutable: each caller gets its own copy
-                    # (value objects are immutable and shared).
-                    answer.set_result(copy.copy(user))
+                    # Entities are mutable: each caller gets its own (value
+                    # objects are immutable and shared).
+                    answer.set_result(dataclasses.replace(user) if n and user else user)
 
 
 def _pending(waiting: _Waiting) -> list[asyncio.Future[User | None]]:
