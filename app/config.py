@@ -57,6 +57,7 @@ class Settings(DatabaseSettings):
 
     MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
     CORS_ORIGINS: Annotated[list[str], NoDecode] = []
+    DOCS_ENABLED: bool = True
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("CORS_ORIGINS", mode="before")

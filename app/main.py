@@ -6,10 +6,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.config import Settings, get_settings
-from app.infra.api.access_log import AccessLogMiddleware
 from app.infra.api.body_limit import BodyLimitMiddleware
 from app.infra.api.current_user_fast_path import CurrentUserFastPath
 from app.infra.api.errors import register_error_handlers
+from app.infra.api.request_context import RequestContextMiddleware
 from app.infra.api.routers import auth, health, users
 from app.infra.auth.jwt_token_issuer import JwtTokenIssuer
 from app.infra.clock import SystemClock
@@ -28,7 +28,7 @@ READER_CONNECTIONS = 1
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.LOG_LEVEL)
+    configure_logging(settings.LOG_LEVEL, json_lines=settings.ENV == "prod")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description="User management with OAuth2 password-flow bearer tokens.",
         lifespan=lifespan,
+        # DOCS_ENABLED=false hides Swagger UI, ReDoc and the schema (e.g. in production).
+        docs_url="/docs" if settings.DOCS_ENABLED else None,
+        redoc_url="/redoc" if settings.DOCS_ENABLED else None,
+        openapi_url="/openapi.json" if settings.DOCS_ENABLED else None,
     )
     app.state.settings = settings
     register_error_handlers(app)
@@ -85,9 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.CORS_ORIGINS,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["Location", "Retry-After", "WWW-Authenticate"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["Location", "Retry-After", "WWW-Authenticate", "X-Request-ID"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(RequestContextMiddleware)
     return app

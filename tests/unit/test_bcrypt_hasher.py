@@ -146,12 +146,12 @@ async def test_waiting_within_the_queue_timeout_is_served() -> None:
 
 
 async def test_hashing_does_not_block_the_event_loop() -> None:
-    with hasher(rounds=6, workers=1) as h:
+    with hasher(rounds=10, workers=1) as h:
         task = asyncio.ensure_future(h.hash(PASSWORD))
         turns = 0
         while not task.done():
             await asyncio.sleep(0)
             turns += 1
         await task
-    # A rounds-6 hash takes milliseconds: the loop kept turning meanwhile, not a handful of times.
+    # A rounds-10 hash takes tens of milliseconds: the loop kept turning meanwhile.
     assert turns >= 20

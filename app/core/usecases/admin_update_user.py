@@ -1,5 +1,7 @@
+import dataclasses
 import uuid
 
+from app.core.audit import audit
 from app.core.dtos import AdminChanges, UserDTO
 from app.core.exceptions import LastActiveAdmin, NotEnoughPermissions, UserNotFound
 from app.core.ports import Clock, UserUnitOfWork
@@ -33,6 +35,7 @@ class AdminUpdateUser:
             if user is None:
                 raise UserNotFound()
             was_active_admin = user.is_active_admin
+            before = dataclasses.replace(user)
             now = self._clock.now()
             if name is not None:
                 user.rename(name, now)
@@ -49,4 +52,9 @@ class AdminUpdateUser:
                 raise LastActiveAdmin()
             await uow.users.update(user)
             await uow.commit()
+        if role is not None and role is not before.role:
+            audit("user.role_changed", user_id=user.id, by=actor.id, role=role)
+        if changes.is_active is not None and changes.is_active != before.is_active:
+            event = "user.activated" if changes.is_active else "user.deactivated"
+            audit(event, user_id=user.id, by=actor.id)
         return UserDTO.from_entity(user)

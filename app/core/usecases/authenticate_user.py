@@ -1,3 +1,4 @@
+from app.core.audit import audit
 from app.core.dtos import AccessToken, Credentials
 from app.core.exceptions import InvalidCredentials, InvalidEmail, TooManyAttempts, WeakPassword
 from app.core.ports import LoginThrottle, PasswordHasher, TokenIssuer, UserUnitOfWork
@@ -34,6 +35,7 @@ class AuthenticateUser:
         username = email.value
         retry_after = await self._throttle.retry_after(username)
         if retry_after is not None:
+            audit("login.refused_locked")
             raise TooManyAttempts(retry_after)
 
         async with self._uow as uow:
@@ -49,9 +51,11 @@ class AuthenticateUser:
                 verified = await self._hasher.verify(candidate, user.hashed_password)
         if user is None or not verified or not user.is_active:
             await self._throttle.record_failure(username)
+            audit("login.failed", user_id=user.id if user else "unknown")
             raise InvalidCredentials()
 
         await self._throttle.reset(username)
+        audit("login.succeeded", user_id=user.id)
         if await self._hasher.needs_rehash(user.hashed_password):
             await self._upgrade_hash(user.id, user.hashed_password, candidate)
         return self._tokens.issue(user)

@@ -1,3 +1,4 @@
+from app.core.audit import audit
 from app.core.dtos import PasswordChange, UserDTO
 from app.core.exceptions import InvalidToken, WeakPassword, WrongPassword
 from app.core.ports import Clock, PasswordHasher, UserUnitOfWork
@@ -40,3 +41,4 @@ class ChangePassword:
             locked.change_password(new_hash, self._clock.now())
             await uow.users.update(locked)
             await uow.commit()
+        audit("user.password_changed", user_id=actor_id)

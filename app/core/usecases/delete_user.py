@@ -1,5 +1,6 @@
 import uuid
 
+from app.core.audit import audit
 from app.core.dtos import UserDTO
 from app.core.exceptions import LastActiveAdmin, NotEnoughPermissions, UserNotFound
 from app.core.ports import UserUnitOfWork
@@ -31,3 +32,4 @@ class DeleteUser:
                 raise LastActiveAdmin()
             await uow.users.delete(user.id)
             await uow.commit()
+        audit("user.deleted", user_id=user_id, by=actor.id)

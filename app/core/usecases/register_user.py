@@ -1,3 +1,4 @@
+from app.core.audit import audit
 from app.core.dtos import RegisterInput, UserDTO
 from app.core.entities import User
 from app.core.exceptions import EmailTaken
@@ -30,4 +31,5 @@ class RegisterUser:
         async with self._uow as uow:
             await uow.users.add(user)
             await uow.commit()
+        audit("user.registered", user_id=user.id, role=user.role)
         return UserDTO.from_entity(user)

@@ -1,0 +1,230 @@
+"""Request ids, response hygiene headers, audit events, log formats, and the
+promise that no password, hash or token ever reaches the logs."""
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.logger import JsonFormatter, ReadableFormatter, configure_logging
+from app.main import create_app
+from tests.api.helpers import PASSWORD, admin_token, bearer, login, token_response, user_token
+from tests.conftest import make_settings
+
+NEW_PASSWORD = "another-horse-battery"
+
+
+def audit_events(caplog: pytest.LogCaptureFixture) -> list[tuple[str, dict[str, str]]]:
+    return [
+        (r.getMessage(), {k: v for k, v in r.__dict__.items() if k in ("user_id", "by", "role")})
+        for r in caplog.records
+        if r.name == "app.audit"
+    ]
+
+
+# Request ids
+
+
+async def test_every_response_carries_a_fresh_request_id(client: AsyncClient) -> None:
+    first, second = await client.get("/health"), await client.get("/users/me")
+    ids = {first.headers["x-request-id"], second.headers["x-request-id"]}
+    assert len(ids) == 2
+    assert all(len(i) == 32 for i in ids)
+
+
+async def test_a_plain_incoming_request_id_is_kept(client: AsyncClient) -> None:
+    response = await client.get("/health", headers={"X-Request-ID": "req-42.a:b_c"})
+    assert response.headers["x-request-id"] == "req-42.a:b_c"
+
+
+@pytest.mark.parametrize("forged", ["two words", "x" * 129, "line\nbreak", "<script>", ""])
+async def test_an_odd_incoming_request_id_is_replaced(client: AsyncClient, forged: str) -> None:
+    response = await client.get("/health", headers={"X-Request-ID": forged})
+    assert response.headers["x-request-id"] != forged
+    assert len(response.headers["x-request-id"]) == 32
+
+
+async def test_log_records_of_a_request_carry_its_id(
+    client: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        response = await client.get("/users/me", headers={"X-Request-ID": "trace-me"})
+    access = [r for r in caplog.records if r.name == "app.access"]
+    assert [(r.__dict__["path"], r.__dict__["status"]) for r in access] == [("/users/me", 401)]
+    assert response.headers["x-request-id"] == "trace-me"
+    json_line = json.loads(JsonFormatter().format(access[0]))
+    assert json_line["request_id"] == "trace-me"
+    assert json_line["method"] == "GET"
+    assert isinstance(json_line["duration_ms"], float)
+
+
+# Response hygiene
+
+
+async def test_every_response_says_nosniff(client: AsyncClient) -> None:
+    for response in (
+        await client.get("/health"),
+        await client.get("/users/me"),
+        await client.post("/users", json={}),
+        await client.post("/auth/token", data={}),
+    ):
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_authenticated_responses_are_not_stored(client: AsyncClient) -> None:
+    user, token = await user_token(client)
+    for response in (
+        await client.get("/users/me", headers=bearer(token)),
+        await client.get(f"/users/{user['id']}", headers=bearer(token)),
+        await client.patch("/users/me", json={}, headers=bearer(token)),
+        await client.get("/users/me", headers=bearer("not-a-token")),
+    ):
+        assert response.headers["cache-control"] == "no-store"
+    token_answer = await token_response(client, "ann@example.com")
+    assert token_answer.headers["cache-control"] == "no-store"
+    assert "cache-control" not in (await client.get("/health")).headers
+
+
+@pytest.fixture
+async def docs_off(settings: Settings, clean_engine: AsyncEngine) -> AsyncIterator[AsyncClient]:
+    app = create_app(settings.model_copy(update={"DOCS_ENABLED": False}))
+    async with (
+        LifespanManager(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
+    ):
+        yield http
+
+
+async def test_openapi_and_docs_can_be_switched_off(docs_off: AsyncClient) -> None:
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert (await docs_off.get(path)).status_code == 404
+    assert (await docs_off.get("/health")).status_code == 200
+
+
+# Audit events
+
+
+async def test_account_events_are_audited_with_ids_only(
+    app: FastAPI, client: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin_id, admin = await admin_token(app, client)
+    with caplog.at_level(logging.INFO, logger="app.audit"):
+        user, token = await user_token(client)
+        uid = user["id"]
+        await token_response(client, "ann@example.com", "wrong-password-1")
+        await token_response(client, "nobody@example.com", "wrong-password-1")
+        await client.post(
+            "/users/me/password",
+            json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+            headers=bearer(await login(client)),
+        )
+        await client.patch(f"/users/{uid}", json={"role": "admin"}, headers=bearer(admin))
+        await client.patch(f"/users/{uid}", json={"is_active": False}, headers=bearer(admin))
+        await client.patch(f"/users/{uid}", json={"is_active": True}, headers=bearer(admin))
+        await client.delete(f"/users/{uid}", headers=bearer(admin))
+
+    assert audit_events(caplog) == [
+        ("user.registered", {"user_id": uid, "role": "user"}),
+        ("login.succeeded", {"user_id": uid}),
+        ("login.failed", {"user_id": uid}),
+        ("login.failed", {"user_id": "unknown"}),
+        ("login.succeeded", {"user_id": uid}),
+        ("user.password_changed", {"user_id": uid}),
+        ("user.role_changed", {"user_id": uid, "by": admin_id, "role": "admin"}),
+        ("user.deactivated", {"user_id": uid, "by": admin_id}),
+        ("user.activated", {"user_id": uid, "by": admin_id}),
+        ("user.deleted", {"user_id": uid, "by": admin_id}),
+    ]
+    assert token  # the first login's token was issued
+
+
+async def test_a_refused_locked_login_is_audited(
+    database_url: str, clean_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(make_settings(database_url, LOGIN_MAX_FAILURES=1))
+    async with (
+        LifespanManager(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
+    ):
+        await token_response(http, "ann@example.com", "wrong-password-1")
+        with caplog.at_level(logging.INFO, logger="app.audit"):
+            assert (await token_response(http, "ann@example.com")).status_code == 429
+    assert [event for event, _ in audit_events(caplog)] == ["login.refused_locked"]
+
+
+# No secrets in the logs, whatever the level
+
+
+async def test_no_password_hash_or_token_reaches_the_logs(
+    database_url: str, clean_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(make_settings(database_url, LOG_LEVEL="DEBUG"))
+    with caplog.at_level(logging.DEBUG):
+        async with (
+            LifespanManager(app),
+            AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
+        ):
+            _, admin = await admin_token(app, http)
+            user, token = await user_token(http)
+            tokens = [admin, token, await login(http)]
+            await token_response(http, "ann@example.com", "a-wrong-password")
+            await http.post("/users", json={"name": "X", "email": "x@example.com", "password": "x"})
+            await http.post(
+                "/users/me/password",
+                json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+                headers=bearer(token),
+            )
+            tokens.append(await login(http, password=NEW_PASSWORD))
+            await http.get("/users/me", headers=bearer(tokens[-1]))
+            await http.get("/users/me", headers=bearer(token))  # revoked
+            await http.get(f"/users/{user['id']}", headers=bearer(admin))
+            async with clean_engine.connect() as connection:
+                hashes = (
+                    await connection.execute(text("SELECT hashed_password FROM users"))
+                ).scalars()
+                secrets = [PASSWORD, NEW_PASSWORD, "a-wrong-password", *hashes, *tokens]
+
+    logged = caplog.text + "\n".join(
+        formatter.format(record)
+        for record in caplog.records
+        for formatter in (JsonFormatter(), ReadableFormatter())
+    )
+    assert caplog.records, "the flow logged nothing: the test would prove nothing"
+    for secret in secrets:
+        assert secret not in logged
+        assert secret.split("$")[-1] not in logged  # not even a hash's digest part
+
+
+def test_json_lines_in_production_and_readable_lines_elsewhere() -> None:
+    try:
+        configure_logging("INFO", json_lines=True)
+        assert isinstance(_our_handler().formatter, JsonFormatter)
+        configure_logging("INFO", json_lines=False)
+        assert isinstance(_our_handler().formatter, ReadableFormatter)
+    finally:
+        configure_logging("WARNING")
+
+
+def _our_handler() -> logging.Handler:
+    import app.logger
+
+    assert app.logger._handler is not None
+    return app.logger._handler
+
+
+def test_a_json_line_holds_the_event_fields() -> None:
+    record = logging.LogRecord("app.audit", logging.INFO, __file__, 1, "user.deleted", None, None)
+    record.__dict__.update(event="user.deleted", user_id="u1", by="a1", request_id="r1")
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "user.deleted"
+    assert line["level"] == "INFO"
+    assert line["logger"] == "app.audit"
+    assert (line["user_id"], line["by"], line["request_id"]) == ("u1", "a1", "r1")
+    assert line["time"].endswith("+00:00")
