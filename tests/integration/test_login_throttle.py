@@ -203,3 +203,59 @@ async def test_two_processes_share_the_count(database_url: str, clean_engine: As
     finally:
         await first_engine.dispose()
         await second_engine.dispose()
+
+
+# Purging counters that no longer count
+
+
+async def test_purge_deletes_only_counters_whose_window_and_lock_are_over(
+    clean_engine: AsyncEngine,
+) -> None:
+    clock = FakeClock()
+    limiter = throttle(clean_engine, clock)
+    await fail(limiter, MAX_FAILURES, "locked@example.com")  # locked for LOCKOUT from now
+    await fail(limiter, 1, "old@example.com")
+    clock.advance(LOCKOUT - 1)
+    await fail(limiter, 1, "recent@example.com")
+
+    assert await limiter.purge_expired() == 0  # every window still open
+    clock.advance(1)
+    assert await limiter.purge_expired() == 2  # old's window and locked's lock just ended
+    assert await failures(clean_engine, "old@example.com") is None
+    assert await failures(clean_engine, "locked@example.com") is None
+    assert await failures(clean_engine, "recent@example.com") == 1
+    assert await limiter.retry_after("locked@example.com") is None
+
+
+async def test_a_failure_after_a_purge_starts_a_new_window(clean_engine: AsyncEngine) -> None:
+    clock = FakeClock()
+    limiter = throttle(clean_engine, clock)
+    await fail(limiter, MAX_FAILURES - 1)
+    clock.advance(LOCKOUT)
+    await limiter.purge_expired()
+    await fail(limiter, 1)
+    assert await failures(clean_engine) == 1
+    assert await limiter.retry_after(ANN) is None
+
+
+async def test_purging_runs_periodically_and_survives_failures(clean_engine: AsyncEngine) -> None:
+    limiter = throttle(clean_engine, FakeClock())
+    calls = 0
+    third_purge = asyncio.Event()
+
+    async def flaky_purge() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("database unavailable")
+        if calls == 3:
+            third_purge.set()
+        return 0
+
+    limiter.purge_expired = flaky_purge  # type: ignore[method-assign]
+    task = asyncio.create_task(limiter.purge_periodically(0.01))
+    try:
+        # The first purge failed; the loop went on.
+        await asyncio.wait_for(third_purge.wait(), 5)
+    finally:
+        task.cancel()

@@ -1,6 +1,8 @@
+import asyncio
+import logging
 import math
 
-from sqlalchemy import case, delete, select
+from sqlalchemy import case, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -8,6 +10,7 @@ from app.core.ports import Clock
 from app.infra.db.models import LoginAttemptRow
 
 _T = LoginAttemptRow.__table__.c  # type: ignore[attr-defined]
+log = logging.getLogger(__name__)
 
 
 class SqlLoginThrottle:
@@ -66,3 +69,28 @@ class SqlLoginThrottle:
         async with self._sessionmaker() as session:
             await session.execute(delete(LoginAttemptRow).where(_T.username == username))
             await session.commit()
+
+    async def purge_expired(self) -> int:
+        """Deletes counters that no longer count: window over and no lock. A
+        failure after that starts a new window anyway, so nothing changes but
+        the table's size (a password spray leaves a row per username)."""
+        now = self._clock.now().timestamp()
+        async with self._sessionmaker() as session:
+            result = await session.execute(
+                delete(LoginAttemptRow).where(
+                    _T.window_started_at <= now - self._lockout,
+                    or_(_T.locked_until.is_(None), _T.locked_until <= now),
+                )
+            )
+            await session.commit()
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def purge_periodically(self, every_seconds: float) -> None:
+        """Runs until cancelled; a failed purge (say the database is down) is
+        logged and tried again next time."""
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                await self.purge_expired()
+            except Exception as exc:
+                log.warning("login_attempts purge failed: %s", type(exc).__name__)
