@@ -7,8 +7,11 @@
 # Both stages use the same base image: the venv's interpreter is a symlink to
 # /usr/local/bin/python3.11, which must exist at the same path at run time.
 
+# The base of both stages (see above); override with --build-arg PYTHON_IMAGE=.
+ARG PYTHON_IMAGE=python:3.11-slim
+
 # --- builder: resolve nothing, install exactly what uv.lock says -------------
-FROM python:3.11-slim AS builder
+FROM ${PYTHON_IMAGE} AS builder
 
 RUN pip install --no-cache-dir uv==0.13.9
 
@@ -34,7 +37,7 @@ COPY migrations/ ./migrations/
 COPY app/ ./app/
 
 # --- runtime ------------------------------------------------------------------
-FROM python:3.11-slim AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home \
@@ -53,6 +56,31 @@ ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     ENV=prod
 
+# Server tuning, read by uvicorn itself (WEB_CONCURRENCY is its --workers
+# default; UVICORN_<OPTION> sets any option CMD does not give), so each is
+# overridden with `docker run -e` without restating the command:
+# - WEB_CONCURRENCY: worker processes, as `make serve`'s WORKERS. Each has its
+#   own database pool (DB_POOL_SIZE + DB_MAX_OVERFLOW, plus a reader
+#   connection) and HASH_WORKERS hashing threads (default: the usable cores).
+# - UVICORN_LIMIT_CONCURRENCY: connections plus in-flight requests per worker
+#   before new ones get 503. It bounds what many slow or stalled clients can
+#   hold: uvicorn has no timeout for reading a request, so shed slow clients
+#   with a proxy in front (e.g. nginx's client_body_timeout).
+# - UVICORN_TIMEOUT_KEEP_ALIVE: seconds before an idle connection is closed;
+#   behind a load balancer, make it longer than the balancer's idle timeout.
+# - UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN: seconds in-flight requests get after
+#   SIGTERM, within `docker stop`'s default 10 s.
+# - UVICORN_HTTP: h11 refuses a request head over 16 KiB. httptools (uvicorn's
+#   default, faster: about +35% requests/s on /health) buffers a header of any
+#   size, copying it whole for every chunk received, so one client can grow
+#   the process and stall its event loop for seconds (tests/test_limits.py).
+#   Set httptools only behind a proxy that caps header size (nginx does, 8 KiB).
+ENV WEB_CONCURRENCY=1 \
+    UVICORN_HTTP=h11 \
+    UVICORN_LIMIT_CONCURRENCY=1024 \
+    UVICORN_TIMEOUT_KEEP_ALIVE=5 \
+    UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN=8
+
 # Numeric, so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 USER 10001:10001
 
@@ -64,6 +92,10 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status == 200 else 1)"]
 
 # app.main exposes the create_app() factory (no module-level app object).
-# --proxy-headers trusts X-Forwarded-* only from FORWARDED_ALLOW_IPS
-# (default 127.0.0.1): set it to the reverse proxy's address when there is one.
+# The app logs one access line per request itself: uvicorn's is off.
+# --proxy-headers trusts X-Forwarded-For/-Proto only from FORWARDED_ALLOW_IPS
+# (default 127.0.0.1 and ::1, i.e. never from outside the container): set it to
+# the reverse proxy's address when there is one.
+# tests/docker/test_image_steps.py runs this command (and the HEALTHCHECK's)
+# outside Docker from a venv built by the RUN above.
 CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--proxy-headers"]

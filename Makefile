@@ -56,6 +56,10 @@ bench-scale: install ## p50 at 1,000 vs 1,000,000 users on scratch PostgreSQL da
 test: install ## Run the whole suite with coverage (SQLite, and PostgreSQL when reachable)
 	$(RUN) pytest --cov --cov-report=term $(PYTEST_ARGS)
 
+.PHONY: e2e
+e2e: install ## Browser tests: examples/frontend in headless Chromium (apt-get install chromium)
+	$(RUN) pytest -m e2e tests/e2e $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: install ## Ruff lint and format check, and the import contracts
 	$(RUN) ruff check .

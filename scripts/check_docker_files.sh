@@ -5,7 +5,9 @@
 #   - `config -q` on docker-compose.yml with Docker Compose v2 when the
 #     `docker compose` plugin is there, else docker-compose v1 (Debian:
 #     apt-get install docker-compose), and a check that a missing
-#     JWT_SECRET_KEY is refused.
+#     JWT_SECRET_KEY is refused (whatever a local .env holds).
+# tests/docker/test_image_steps.py exercises what these cannot: the build's
+# dependency step and the image's commands, run outside Docker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,11 +36,18 @@ else
     exit 1
 fi
 
-# The file refuses to start without a real secret; any value does for `config`.
-echo "+ ${compose[*]} -f docker-compose.yml config -q"
+# Compose takes ${...} values from the environment and from a .env file next
+# to the compose file; `make`'s development .env has a JWT_SECRET_KEY, which
+# would hide a missing one. An empty --env-file keeps the check to what is
+# exported here. The file refuses to start without a secret; any value does
+# for `config`.
+empty_env="$(mktemp)"
+trap 'rm -f "$empty_env"' EXIT
+compose+=(--env-file "$empty_env" -f docker-compose.yml)
+echo "+ ${compose[*]} config -q"
 JWT_SECRET_KEY="${JWT_SECRET_KEY:-compose-config-check-dummy-secret-0123456789}" \
-    "${compose[@]}" -f docker-compose.yml config -q
-if env -u JWT_SECRET_KEY "${compose[@]}" -f docker-compose.yml config -q >/dev/null 2>&1; then
+    "${compose[@]}" config -q
+if env -u JWT_SECRET_KEY "${compose[@]}" config -q >/dev/null 2>&1; then
     echo "docker-compose.yml accepted an unset JWT_SECRET_KEY; it must refuse it" >&2
     exit 1
 fi
