@@ -1,7 +1,8 @@
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.engine.interfaces import DBAPIConnection, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -11,6 +12,21 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.config import Settings
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or dropped the connection."""
+
+
+# Connection trouble rather than a bad statement: the database is down,
+# restarting or out of connections. Worth a 503, never a 500.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # class 08, "connection was closed in the middle..."
+    asyncpg.InterfaceError,  # "connection is closed"
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, in recovery
+    asyncpg.exceptions.InsufficientResourcesError,  # e.g. too many connections
+    OSError,  # refused, reset, timed out
+)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -32,18 +48,48 @@ def _engine(settings: Settings, pool_size: int, max_overflow: int, pre_ping: boo
     if not settings.DB_STATEMENT_CACHE:
         # PgBouncer in transaction mode cannot keep prepared statements.
         connect_args["statement_cache_size"] = 0
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
         pool_pre_ping=pre_ping,
         connect_args=connect_args,
+        # Errors and logs never show statement parameters (password hashes among them).
+        hide_parameters=True,
     )
+    event.listen(engine.sync_engine, "handle_error", _connection_trouble_is_unavailability)
+    return engine
+
+
+def _connection_trouble_is_unavailability(context: ExceptionContext) -> BaseException | None:
+    """The asyncpg dialect reports most server-side connection trouble (the
+    server shutting down or still starting up after a restart, a connection
+    closed mid-query) as a bare DBAPIError, which would be a 500. Such errors
+    invalidate the connection (so the pool reconnects) and are raised as
+    DatabaseUnavailable (a 503)."""
+    cause = _connection_error_in(context.original_exception)
+    if cause is None:
+        return None
+    context.is_disconnect = True
+    if context.is_pre_ping:
+        return None  # the pool replaces the connection itself
+    unavailable = DatabaseUnavailable(type(cause).__name__)
+    unavailable.__cause__ = context.sqlalchemy_exception
+    return unavailable
+
+
+def _connection_error_in(exc: BaseException | None) -> BaseException | None:
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, CONNECTION_ERRORS):
+            return exc
+        exc, seen = exc.__cause__, seen + 1
+    return None
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:

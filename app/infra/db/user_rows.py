@@ -14,14 +14,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.infra.db.engine import read_only
+
+# DatabaseUnavailable is imported from here by the API's error table too.
+from app.infra.db.engine import CONNECTION_ERRORS, read_only
+from app.infra.db.engine import DatabaseUnavailable as DatabaseUnavailable
 from app.infra.db.mapping import UserRecord
 from app.infra.db.models import UserRow
 from app.infra.db.user_reader import BatchedUserReader
-
-
-class DatabaseUnavailable(Exception):
-    """The database could not be reached or dropped the connection."""
 
 
 class _Record(NamedTuple):
@@ -39,13 +38,7 @@ class _Record(NamedTuple):
 _COLUMNS = ", ".join(_Record._fields)
 _BY_IDS_SQL = f"SELECT {_COLUMNS} FROM users WHERE id = ANY($1::uuid[])"  # noqa: S608 (constant)
 # Connection trouble worth one more try on a fresh connection, then a 503.
-_CONNECTION_ERRORS = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,  # e.g. the server is shutting down
-    asyncpg.exceptions.InsufficientResourcesError,  # e.g. too many connections
-    OSError,  # refused, reset, timed out
-)
+_CONNECTION_ERRORS = CONNECTION_ERRORS
 
 
 class AsyncpgRowsById:
@@ -76,6 +69,8 @@ class AsyncpgRowsById:
         try:
             try:
                 return await self._fetch(ids)
+            except TimeoutError:
+                raise  # the server did not answer in time: a retry would double the wait
             except _CONNECTION_ERRORS:
                 # A pooled connection died (say the server restarted); the pool
                 # replaces it, and a read is safe to repeat.
