@@ -8,7 +8,8 @@ from app.core.dtos import Credentials
 from app.core.exceptions import DomainError
 from app.infra.api.dependencies import Authenticate
 from app.infra.api.errors import OAuthError, oauth_error_from
-from app.infra.api.schemas.auth import OAuthErrorResponse, TokenResponse
+from app.infra.api.schemas.auth import TokenResponse
+from app.infra.api.schemas.errors import NO_STORE_HEADERS, oauth_error_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -28,6 +29,13 @@ _FORM_SCHEMA: dict[str, Any] = {
         "client_id": {"type": "string", "description": "Ignored: clients are public"},
         "client_secret": {"type": "string", "description": "Ignored: clients are public"},
     },
+    "examples": [
+        {
+            "grant_type": "password",
+            "username": "ann@example.com",
+            "password": "correct-horse-battery",
+        }
+    ],
 }
 
 
@@ -37,10 +45,18 @@ _FORM_SCHEMA: dict[str, Any] = {
     openapi_extra={
         "requestBody": {"required": True, "content": {FORM_TYPE: {"schema": _FORM_SCHEMA}}}
     },
+    # Every failure, FastAPI's own included, answers in the RFC 6749 §5.2 shape.
     responses={
-        400: {"model": OAuthErrorResponse, "description": "RFC 6749 §5.2 error"},
-        429: {"model": OAuthErrorResponse, "description": "Locked after repeated failures"},
-        503: {"model": OAuthErrorResponse, "description": "No hashing capacity or database"},
+        200: {"headers": NO_STORE_HEADERS},
+        **oauth_error_responses(
+            400,
+            413,
+            429,
+            503,
+            d400="RFC 6749 §5.2: invalid_request, invalid_grant or unsupported_grant_type",
+            d503="Database unavailable, or no password-hashing capacity within "
+            "`HASH_QUEUE_TIMEOUT_SECONDS`; retry after `Retry-After` seconds",
+        ),
     },
 )
 async def issue_token(request: Request, response: Response, usecase: Authenticate) -> TokenResponse:

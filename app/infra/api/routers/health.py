@@ -1,8 +1,8 @@
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 
+from app.infra.api.schemas.errors import error_responses
 from app.infra.api.schemas.health import HealthResponse
-from app.infra.api.schemas.users import ErrorResponse
 
 router = APIRouter(prefix="/health", tags=["operations"])
 
@@ -15,7 +15,7 @@ async def live() -> HealthResponse:
 @router.get(
     "/ready",
     summary="The database answers",
-    responses={503: {"model": ErrorResponse, "description": "Database unavailable"}},
+    responses=error_responses(503),
 )
 async def ready(request: Request, response: Response) -> HealthResponse:
     async with request.app.state.engine.connect() as connection:

@@ -1,5 +1,5 @@
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -15,9 +15,9 @@ from app.infra.api.dependencies import (
     Register,
     UpdateProfileCase,
 )
+from app.infra.api.schemas.errors import error_responses
 from app.infra.api.schemas.users import (
     AdminUpdateRequest,
-    ErrorResponse,
     PasswordChangeRequest,
     ProfileUpdateRequest,
     RegisterRequest,
@@ -28,19 +28,28 @@ from app.infra.api.schemas.users import (
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    descriptions = {
-        400: "A value breaks a domain rule",
-        401: "Missing, invalid, expired or revoked bearer token",
-        403: "Not enough permissions",
-        404: "User not found",
-        409: "Conflicts with the current state",
+# Every status each route can answer, with its body (schemas/errors.py).
+_HASHING_503 = (
+    "Database unavailable, or no password-hashing capacity within "
+    "`HASH_QUEUE_TIMEOUT_SECONDS`; retry after `Retry-After` seconds"
+)
+_LOCATION = {
+    "Location": {
+        "description": "The new user: `/users/{id}`",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^/users/[0-9a-f-]{36}$"},
     }
-    return {c: {"model": ErrorResponse, "description": descriptions[c]} for c in codes}
+}
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=_errors(400, 409), summary="Register"
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {"headers": _LOCATION},
+        **error_responses(400, 409, 413, 422, 503, d409="User already exists", d503=_HASHING_503),
+    },
+    summary="Register",
 )
 async def register(body: RegisterRequest, usecase: Register, response: Response) -> UserResponse:
     user = await usecase.execute(RegisterInput(body.email, body.password, body.name))
@@ -48,12 +57,18 @@ async def register(body: RegisterRequest, usecase: Register, response: Response)
     return UserResponse.from_dto(user)
 
 
-@router.get("/me", responses=_errors(401), summary="The current user")
+# Served by CurrentUserFastPath (app/infra/api/current_user_fast_path.py), which
+# answers exactly these statuses; this route documents it and serves HEAD.
+@router.get("/me", responses=error_responses(401, 503), summary="The current user")
 async def read_me(me: CurrentUser) -> UserResponse:
     return UserResponse.from_dto(me)
 
 
-@router.patch("/me", responses=_errors(400, 401, 409), summary="Change own name or email")
+@router.patch(
+    "/me",
+    responses=error_responses(400, 401, 409, 413, 422, 503, d409="Email taken"),
+    summary="Change own name or email",
+)
 async def update_me(
     body: ProfileUpdateRequest, me: CurrentUser, usecase: UpdateProfileCase
 ) -> UserResponse:
@@ -64,7 +79,15 @@ async def update_me(
 @router.post(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_errors(400, 401),
+    responses=error_responses(
+        400,
+        401,
+        413,
+        422,
+        503,
+        d400="Wrong current password, weak new one, or a body that cannot be parsed",
+        d503=_HASHING_503,
+    ),
     summary="Change own password; earlier tokens stop working",
 )
 async def change_password(
@@ -76,14 +99,18 @@ async def change_password(
 @router.delete(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_errors(401, 409),
+    responses=error_responses(401, 409, 503, d409="The last active admin"),
     summary="Delete own account",
 )
 async def delete_me(me: CurrentUser, usecase: DeleteUserCase) -> None:
     await usecase.execute(me, me.id)
 
 
-@router.get("", responses=_errors(400, 401, 403), summary="List users (admin)")
+@router.get(
+    "",
+    responses=error_responses(400, 401, 403, 422, 503, d400="Invalid cursor"),
+    summary="List users (admin)",
+)
 async def list_users(
     me: CurrentUser,
     usecase: ListUsersCase,
@@ -96,13 +123,23 @@ async def list_users(
     return UserPageResponse.from_page(await usecase.execute(me, limit, cursor, email))
 
 
-@router.get("/{user_id}", responses=_errors(401, 403, 404), summary="Get a user")
+@router.get(
+    "/{user_id}",
+    responses=error_responses(
+        401, 403, 404, 422, 503, d403="A non-admin asking for another id, existing or not"
+    ),
+    summary="Get a user",
+)
 async def get_user(user_id: uuid.UUID, me: CurrentUser, usecase: GetUserCase) -> UserResponse:
     return UserResponse.from_dto(await usecase.execute(me, user_id))
 
 
 @router.patch(
-    "/{user_id}", responses=_errors(400, 401, 403, 404, 409), summary="Change a user (admin)"
+    "/{user_id}",
+    responses=error_responses(
+        400, 401, 403, 404, 409, 413, 422, 503, d409="Email taken, or the last active admin"
+    ),
+    summary="Change a user (admin)",
 )
 async def update_user(
     user_id: uuid.UUID, body: AdminUpdateRequest, me: CurrentUser, usecase: AdminUpdateCase
@@ -116,7 +153,16 @@ async def update_user(
 @router.delete(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_errors(401, 403, 404, 409),
+    responses=error_responses(
+        401,
+        403,
+        404,
+        409,
+        422,
+        503,
+        d403="A non-admin naming another id, existing or not",
+        d409="The last active admin",
+    ),
     summary="Delete a user (admin, or the user itself)",
 )
 async def delete_user(user_id: uuid.UUID, me: CurrentUser, usecase: DeleteUserCase) -> None:

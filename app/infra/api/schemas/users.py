@@ -20,17 +20,33 @@ class _Request(BaseModel):
 
 
 class RegisterRequest(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "Ann", "email": "ann@example.com", "password": "correct-horse-battery"}
+            ]
+        }
+    )
+
     name: str = Field(max_length=_NAME)
     email: str = Field(max_length=_EMAIL)
     password: str = Field(max_length=_PASSWORD)
 
 
 class ProfileUpdateRequest(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Ann Lee", "email": "ann.lee@example.com"}]}
+    )
+
     name: str | None = Field(default=None, max_length=_NAME)
     email: str | None = Field(default=None, max_length=_EMAIL)
 
 
 class AdminUpdateRequest(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"role": "admin", "is_active": True}]}
+    )
+
     name: str | None = Field(default=None, max_length=_NAME)
     email: str | None = Field(default=None, max_length=_EMAIL)
     role: Literal["user", "admin"] | None = None
@@ -38,6 +54,17 @@ class AdminUpdateRequest(_Request):
 
 
 class PasswordChangeRequest(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "current_password": "correct-horse-battery",
+                    "new_password": "staple-horse-battery",
+                }
+            ]
+        }
+    )
+
     current_password: str = Field(max_length=_PASSWORD)
     new_password: str = Field(max_length=_PASSWORD)
 
@@ -67,7 +94,3 @@ class UserPageResponse(BaseModel):
         return cls(
             items=[UserResponse.from_dto(u) for u in page.items], next_cursor=page.next_cursor
         )
-
-
-class ErrorResponse(BaseModel):
-    detail: str
