@@ -14,14 +14,9 @@ Run with `make e2e`; `make test` deselects the `e2e` marker.
 
 import functools
 import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -31,8 +26,9 @@ import pytest
 from alembic import command
 from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
 
-from app.config import Settings
-from tests.conftest import IN_CI, ROOT, TEST_SECRET, alembic_config
+from tests import server_process
+from tests.conftest import IN_CI, ROOT, alembic_config
+from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -42,18 +38,6 @@ NAME = "Ann Example"
 EMAIL = "ann@example.com"
 PASSWORD = "correct-horse-battery"
 TIMEOUT_MS = 15_000
-STARTUP_DEADLINE_SECONDS = 60.0
-SHUTDOWN_GRACE_SECONDS = 15.0
-
-
-@dataclass
-class Api:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -89,35 +73,8 @@ def frontend() -> Iterator[str]:
         thread.join()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until_healthy(api: Api) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    problem = "no answer yet"
-    while time.monotonic() < deadline:
-        if api.process.poll() is not None:
-            problem = f"exited with {api.process.returncode}"
-            break
-        try:
-            if httpx.get(f"{api.base_url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.1)
-    pytest.fail(
-        f"API at {api.base_url} did not become healthy ({problem}); its output:\n"
-        f"{api.output()[-8000:]}",
-        pytrace=False,
-    )
-
-
 @pytest.fixture(scope="module")
-def api(frontend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def api(frontend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A real uvicorn process on a fresh, migrated SQLite file, allowing the page's origin."""
     workdir = tmp_path_factory.mktemp("e2e")  # also the cwd: no .env is read
     database_url = f"sqlite+aiosqlite:///{workdir / 'e2e.db'}"
@@ -126,58 +83,20 @@ def api(frontend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api
     with ThreadPoolExecutor(1) as pool:
         pool.submit(command.upgrade, alembic_config(database_url), "head").result()
 
-    env = {key: value for key, value in os.environ.items() if key not in Settings.model_fields}
-    env.update(
-        ENV="test",
-        DB_URL=database_url,
-        JWT_SECRET_KEY=TEST_SECRET,
-        BCRYPT_ROUNDS="4",
-        HASH_WORKERS="2",
-        LOG_LEVEL="WARNING",
-        CORS_ORIGINS=frontend,
-    )
-    port = free_port()
-    log = workdir / "api.log"
-    with log.open("wb") as sink:  # the child keeps its own descriptor
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:create_app",
-                "--factory",
-                "--app-dir",
-                str(ROOT),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=workdir,
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-    server = Api(process, f"http://127.0.0.1:{port}", log)
+    env = server_process.app_env(database_url, CORS_ORIGINS=frontend)
+    (port,) = server_process.free_ports(1)
+    server = server_process.start_uvicorn(env, port, workdir)
     try:
-        wait_until_healthy(server)
+        server_process.wait_until_healthy(server)
         yield server
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(SHUTDOWN_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        server_process.stop(server)
         if logged := server.output():
             print(f"--- the API logged:\n{logged}")  # shown by pytest with a failure
 
 
 @pytest.fixture(scope="module")
-def user(api: Api) -> dict[str, Any]:
+def user(api: ServerProcess) -> dict[str, Any]:
     response = httpx.post(
         f"{api.base_url}/users",
         json={"name": NAME, "email": EMAIL, "password": PASSWORD},
@@ -216,7 +135,7 @@ def page(browser: Browser) -> Iterator[Page]:
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def open_page(page: Page, frontend: str, api: Api) -> None:
+def open_page(page: Page, frontend: str, api: ServerProcess) -> None:
     page.goto(f"{frontend}/?api={api.base_url}")
     expect(page.get_by_label("API base URL")).to_have_value(api.base_url)
 
@@ -232,7 +151,7 @@ def is_endpoint(path: str) -> Any:
 
 
 def test_logs_in_shows_the_user_and_keeps_the_token_in_memory_only(
-    page: Page, frontend: str, api: Api, user: dict[str, Any]
+    page: Page, frontend: str, api: ServerProcess, user: dict[str, Any]
 ) -> None:
     # Playwright reports no preflights; the DevTools protocol does.
     preflights: list[tuple[str, int]] = []
@@ -303,7 +222,7 @@ def test_logs_in_shows_the_user_and_keeps_the_token_in_memory_only(
 
 
 def test_a_wrong_password_shows_the_error_description(
-    page: Page, frontend: str, api: Api, user: dict[str, Any]
+    page: Page, frontend: str, api: ServerProcess, user: dict[str, Any]
 ) -> None:
     open_page(page, frontend, api)
 
@@ -321,7 +240,7 @@ def test_a_wrong_password_shows_the_error_description(
 
 
 def test_a_page_from_an_origin_not_in_cors_origins_cannot_read_the_api(
-    page: Page, frontend: str, api: Api, user: dict[str, Any]
+    page: Page, frontend: str, api: ServerProcess, user: dict[str, Any]
 ) -> None:
     # Same static server, but `localhost` is another origin than `127.0.0.1`.
     other_origin = frontend.replace("127.0.0.1", "localhost")

@@ -13,7 +13,6 @@ import os
 import pwd
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import pytest
 from alembic import command
 
 from tests.conftest import IN_CI, alembic_config
+from tests.server_process import free_ports
 
 PG_USER = "postgres"  # the OS user that owns the cluster when we are root
 PG_CTL_TIMEOUT_SECONDS = 30
@@ -142,13 +142,6 @@ class Cluster:
         return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _hand_to_postgres_user(root: Path) -> bool:
     """Under root, gives `root` to the postgres OS user; True if commands must run as it."""
     if os.geteuid() != 0:
@@ -174,7 +167,8 @@ def pg_cluster() -> Iterator[Cluster]:
     # user must reach its data directory.
     root = Path(tempfile.mkdtemp(prefix="pg-faults-"))
     root.chmod(0o700)
-    cluster = Cluster(bin_dir, root, free_port(), as_postgres=False)
+    (port,) = free_ports(1)
+    cluster = Cluster(bin_dir, root, port, as_postgres=False)
     try:
         cluster.as_postgres = _hand_to_postgres_user(root)
         cluster.init()

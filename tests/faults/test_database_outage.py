@@ -8,10 +8,7 @@ back the same process serves again, without a restart.
 """
 
 import asyncio
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,15 +20,16 @@ import asyncpg
 import httpx
 import pytest
 
-from app.config import Settings
 from app.infra.api.errors import DATABASE_UNAVAILABLE
 from app.infra.auth.jwt_token_issuer import JwtTokenIssuer
 from app.infra.clock import SystemClock
 from app.infra.db.engine import create_engine, create_sessionmaker
 from app.infra.db.unit_of_work import SqlUserUnitOfWork
-from tests.conftest import ROOT, TEST_SECRET, make_settings
-from tests.faults.conftest import Cluster, free_port
+from tests import server_process
+from tests.conftest import TEST_SECRET, make_settings
+from tests.faults.conftest import Cluster
 from tests.integration.helpers import a_user
+from tests.server_process import ServerProcess
 
 PASSWORD = "correct-horse-battery"
 # Hang checks, not performance targets: with 2 s connect and pool timeouts a
@@ -42,79 +40,27 @@ STARTUP_DEADLINE_SECONDS = 30.0
 CLIENT_TIMEOUT_SECONDS = 60.0
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log: Path
-
-    def output(self, since: int = 0) -> str:
-        with self.log.open("rb") as log:
-            log.seek(since)
-            return log.read().decode(errors="replace")
-
-    def output_size(self) -> int:
-        return self.log.stat().st_size
-
-
-def start_server(database_url: str, workdir: Path, connect_timeout: float = 2) -> Server:
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if key not in Settings.model_fields}
-    env.update(
-        ENV="test",
-        DB_URL=database_url,
-        JWT_SECRET_KEY=TEST_SECRET,
-        BCRYPT_ROUNDS="4",
-        HASH_WORKERS="2",
+def start_server(database_url: str, workdir: Path, connect_timeout: float = 2) -> ServerProcess:
+    """A healthy server on the database, or a failed test (the server stopped)."""
+    env = server_process.app_env(
+        database_url,
         DB_POOL_SIZE="5",
         DB_CONNECT_TIMEOUT_SECONDS=str(connect_timeout),
         DB_POOL_TIMEOUT_SECONDS="2",
-        LOG_LEVEL="WARNING",
     )
-    log = workdir / f"server-{port}.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app.main:create_app",
-        "--factory",
-        "--app-dir",
-        str(ROOT),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(argv, cwd=workdir, env=env, stdout=sink, stderr=sink)
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{server.base_url}/health", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stop_server(server)
-    pytest.fail(f"server did not start; its output:\n{server.output()[-8000:]}", pytrace=False)
-
-
-def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+    (port,) = server_process.free_ports(1)
+    server = server_process.start_uvicorn(env, port, workdir)
+    try:
+        server_process.wait_until_healthy(server, STARTUP_DEADLINE_SECONDS)
+    except BaseException:
+        server_process.stop(server)
+        raise
+    return server
 
 
 @dataclass
 class Service:
-    server: Server
+    server: ServerProcess
     http: httpx.Client
     user_token: str
     admin_token: str
@@ -164,7 +110,7 @@ def service(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
             user_token, admin_token = (t.json()["access_token"] for t in tokens)
             yield Service(server, http, user_token, admin_token)
     finally:
-        stop_server(server)
+        server_process.stop(server)
         if not pg_cluster.is_running():  # a failed test must not leave it down
             pg_cluster.start()
 
@@ -201,7 +147,7 @@ def all_served(service: Service) -> dict[str, int]:
         time.sleep(0.5)
 
 
-def assert_no_traceback(server: Server, since: int) -> None:
+def assert_no_traceback(server: ServerProcess, since: int) -> None:
     logged = server.output(since)
     assert "Traceback" not in logged, logged[-8000:]
     assert "ERROR" not in logged, logged[-8000:]
@@ -304,7 +250,7 @@ def test_a_database_that_does_not_answer_times_out(tmp_path: Path) -> None:
                 assert http.get("/health").status_code == 200
             assert_no_traceback(server, 0)
         finally:
-            stop_server(server)
+            server_process.stop(server)
 
 
 def _any_token() -> str:

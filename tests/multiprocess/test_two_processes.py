@@ -7,48 +7,22 @@ coverage.
 """
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
-from tests.conftest import ROOT, TEST_SECRET
+from tests import server_process
+from tests.server_process import ServerProcess
 
 PASSWORD = "correct-horse-battery"
 NEW_PASSWORD = "staple-lamp-orbit"
 MAX_FAILURES = 3
 LOCKOUT_SECONDS = 900
-STARTUP_DEADLINE_SECONDS = 60.0
-SHUTDOWN_GRACE_SECONDS = 15.0
 REQUEST_TIMEOUT_SECONDS = 60.0
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log: Path
-
-    def output(self, since: int = 0) -> str:
-        """What the server wrote (it logs warnings and errors only) from byte `since`."""
-        with self.log.open("rb") as log:
-            log.seek(since)
-            return log.read().decode(errors="replace")
-
-    def output_size(self) -> int:
-        return self.log.stat().st_size
 
 
 @pytest.fixture(scope="module")
@@ -65,108 +39,36 @@ def postgres_url(database_url: str) -> str:
     return database_url
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct ports the OS has just handed out (held together, so they differ)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
 def server_env(database_url: str) -> dict[str, str]:
-    # No setting leaks in from the caller's environment; the working
-    # directory is a scratch one, so no .env is read either.
-    env = {key: value for key, value in os.environ.items() if key not in Settings.model_fields}
-    env.update(
-        ENV="test",
-        DB_URL=database_url,
-        JWT_SECRET_KEY=TEST_SECRET,
-        BCRYPT_ROUNDS="4",
-        HASH_WORKERS="2",
+    return server_process.app_env(
+        database_url,
         DB_POOL_SIZE="5",
-        LOG_LEVEL="WARNING",
         LOGIN_MAX_FAILURES=str(MAX_FAILURES),
         LOGIN_LOCKOUT_SECONDS=str(LOCKOUT_SECONDS),
     )
-    return env
-
-
-def start_server(database_url: str, port: int, workdir: Path) -> Server:
-    log = workdir / f"server-{port}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app.main:create_app",
-        "--factory",
-        "--app-dir",
-        str(ROOT),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--log-level",
-        "warning",
-    ]
-    with log.open("wb") as sink:  # the child keeps its own descriptor
-        process = subprocess.Popen(
-            command, cwd=workdir, env=server_env(database_url), stdout=sink, stderr=sink
-        )
-    return Server(process, f"http://127.0.0.1:{port}", log)
-
-
-def wait_until_healthy(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    problem = "no answer yet"
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            problem = f"exited with code {server.process.returncode}"
-            break
-        try:
-            if httpx.get(f"{server.base_url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.1)
-    pytest.fail(
-        f"server at {server.base_url} did not become healthy ({problem}); its output:\n"
-        f"{server.output()[-8000:]}",
-        pytrace=False,
-    )
-
-
-def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(SHUTDOWN_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
 
 
 @pytest.fixture(scope="module")
-def servers(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
+def servers(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[ServerProcess]]:
     """Two server processes on the same database."""
     workdir = tmp_path_factory.mktemp("servers")
-    started: list[Server] = []
+    started: list[ServerProcess] = []
     try:
-        for port in free_ports(2):
-            started.append(start_server(postgres_url, port, workdir))
+        for port in server_process.free_ports(2):
+            started.append(server_process.start_uvicorn(server_env(postgres_url), port, workdir))
         for server in started:
-            wait_until_healthy(server)
+            server_process.wait_until_healthy(server)
         yield started
     finally:
         for server in started:
-            stop_server(server)
+            server_process.stop(server)
 
 
 @pytest.fixture
 async def clients(
-    servers: list[Server], clean_engine: AsyncEngine
+    servers: list[ServerProcess], clean_engine: AsyncEngine
 ) -> AsyncIterator[list[httpx.AsyncClient]]:
     """One client per server, over emptied tables.
 
