@@ -22,7 +22,7 @@ from app.core.exceptions import (
     Unauthenticated,
     Unavailable,
 )
-from app.infra.db.user_rows import DatabaseUnavailable
+from app.infra.db.engine import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-
-# DatabaseUnavailable is imported from here by the API's error table too.
-from app.infra.db.engine import CONNECTION_ERRORS, read_only
-from app.infra.db.engine import DatabaseUnavailable as DatabaseUnavailable
+from app.infra.db.engine import CONNECTION_ERRORS, DatabaseUnavailable, read_only
 from app.infra.db.mapping import UserRecord
 from app.infra.db.models import UserRow
 from app.infra.db.user_reader import BatchedUserReader
@@ -37,8 +34,6 @@ class _Record(NamedTuple):
 
 _COLUMNS = ", ".join(_Record._fields)
 _BY_IDS_SQL = f"SELECT {_COLUMNS} FROM users WHERE id = ANY($1::uuid[])"  # noqa: S608 (constant)
-# Connection trouble worth one more try on a fresh connection, then a 503.
-_CONNECTION_ERRORS = CONNECTION_ERRORS
 
 
 class AsyncpgRowsById:
@@ -71,11 +66,11 @@ class AsyncpgRowsById:
                 return await self._fetch(ids)
             except TimeoutError:
                 raise  # the server did not answer in time: a retry would double the wait
-            except _CONNECTION_ERRORS:
+            except CONNECTION_ERRORS:
                 # A pooled connection died (say the server restarted); the pool
                 # replaces it, and a read is safe to repeat.
                 return await self._fetch(ids)
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             raise DatabaseUnavailable(type(exc).__name__) from exc
 
     async def _fetch(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, UserRecord]:
