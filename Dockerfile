@@ -62,10 +62,10 @@ ENV PATH=/app/.venv/bin:$PATH \
 # - WEB_CONCURRENCY: worker processes, as `make serve`'s WORKERS. Each has its
 #   own database pool (DB_POOL_SIZE + DB_MAX_OVERFLOW, plus a reader
 #   connection) and HASH_WORKERS hashing threads (default: the usable cores).
-# - UVICORN_LIMIT_CONCURRENCY: connections plus in-flight requests per worker
-#   before new ones get 503. It bounds what many slow or stalled clients can
-#   hold: uvicorn has no timeout for reading a request, so shed slow clients
-#   with a proxy in front (e.g. nginx's client_body_timeout).
+# - UVICORN_LIMIT_CONCURRENCY is deliberately not set: past it uvicorn answers
+#   a plain-text 503 without Retry-After, outside the API's contract. Cap
+#   connections and shed slow clients in the proxy in front instead (uvicorn
+#   has no timeout for reading a request; e.g. nginx's client_body_timeout).
 # - UVICORN_TIMEOUT_KEEP_ALIVE: seconds before an idle connection is closed;
 #   behind a load balancer, make it longer than the balancer's idle timeout.
 # - UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN: seconds in-flight requests get after
@@ -77,7 +77,6 @@ ENV PATH=/app/.venv/bin:$PATH \
 #   Set httptools only behind a proxy that caps header size (nginx does, 8 KiB).
 ENV WEB_CONCURRENCY=1 \
     UVICORN_HTTP=h11 \
-    UVICORN_LIMIT_CONCURRENCY=1024 \
     UVICORN_TIMEOUT_KEEP_ALIVE=5 \
     UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN=8
 
