@@ -40,7 +40,10 @@ DESCRIPTIONS: dict[int, str] = {
     413: "Request body over the configured limit",
     422: "Request shape error: missing, unknown or mistyped field, body not JSON, malformed id",
     429: "Locked after repeated login failures; retry after `Retry-After` seconds",
-    503: "Database unavailable; retry after `Retry-After` seconds",
+    503: (
+        "Database unavailable, or no password-hashing capacity in time (requests that"
+        " hash); retry after `Retry-After` seconds"
+    ),
 }
 
 _RETRY_AFTER: dict[str, Any] = {
