@@ -17,7 +17,7 @@ class CurrentUserFastPath:
     rest of the request together.
 
     It answers exactly as the route in routers/users.py (which documents the
-    endpoint and serves what this declines, such as HEAD): the bearer token
+    endpoint and serves what this declines): the bearer token
     is read as OAuth2PasswordBearer reads it, the same use case resolves the
     user afresh from the database, and failures go through the same error
     table. It sits innermost among the middlewares, so logging, limits, CORS

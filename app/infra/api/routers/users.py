@@ -58,7 +58,8 @@ async def register(body: RegisterRequest, usecase: Register, response: Response)
 
 
 # Served by CurrentUserFastPath (app/infra/api/current_user_fast_path.py), which
-# answers exactly these statuses; this route documents it and serves HEAD.
+# answers exactly as this route; the route documents the endpoint and serves
+# what the fast path declines (e.g. under a root path).
 @router.get("/me", responses=error_responses(401, 503), summary="The current user")
 async def read_me(me: CurrentUser) -> UserResponse:
     return UserResponse.from_dto(me)
