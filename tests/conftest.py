@@ -98,6 +98,17 @@ def database_url(
         urls: Iterator[str] = iter([f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db')}/test.db"])
     else:
         urls = _postgres_scratch_database()
+    yield from _migrated(urls)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """An empty, migrated PostgreSQL database, for what only a server shows
+    (several processes on one database); the same CI=true rule applies."""
+    yield from _migrated(_postgres_scratch_database())
+
+
+def _migrated(urls: Iterator[str]) -> Iterator[str]:
     url = next(urls)
     command.upgrade(alembic_config(url), "head")
     yield url

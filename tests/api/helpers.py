@@ -55,3 +55,29 @@ async def admin_token(
     usecase = CreateAdmin(SqlUserUnitOfWork(state.sessionmaker), state.hasher, state.clock)
     admin = await usecase.execute(RegisterInput(email, password, "Root"))
     return str(admin.id), await login(client, email, password)
+
+
+def assert_detail(response: Response, status_code: int) -> None:
+    assert response.status_code == status_code, response.text
+    body = response.json()
+    assert set(body) == {"detail"}
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+
+
+def assert_shape_error(response: Response, *secrets: str) -> None:
+    """FastAPI's 422 shape through the project's handler: no `input`, nothing echoed."""
+    assert response.status_code == 422, response.text
+    items = response.json()["detail"]
+    assert isinstance(items, list)
+    assert items
+    for item in items:
+        assert set(item) == {"loc", "msg", "type"}
+    for secret in secrets:
+        assert secret not in response.text
+
+
+async def assert_invalid_grant(client: AsyncClient, email: str, password: str = PASSWORD) -> None:
+    response = await token_response(client, email, password)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_grant"

@@ -15,12 +15,13 @@ from httpx import ASGITransport, AsyncClient, Response
 from app.infra.api.dependencies import get_clock
 from app.infra.db.repositories.user_repo import SqlUserRepo
 from tests.api.helpers import (
-    PASSWORD,
     admin_token,
+    assert_detail,
+    assert_invalid_grant,
+    assert_shape_error,
     bearer,
     login,
     register,
-    token_response,
     user_token,
 )
 
@@ -38,32 +39,9 @@ class FrozenClock:
         return self.moment
 
 
-def assert_detail(response: Response, status_code: int) -> None:
-    assert response.status_code == status_code, response.text
-    body = response.json()
-    assert set(body) == {"detail"}
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-
-
-def assert_shape_error(response: Response) -> None:
-    assert response.status_code == 422, response.text
-    items = response.json()["detail"]
-    assert isinstance(items, list)
-    assert items
-    for item in items:
-        assert set(item) == {"loc", "msg", "type"}
-
-
 def assert_unauthenticated(response: Response) -> None:
     assert_detail(response, 401)
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-
-
-async def assert_invalid_grant(client: AsyncClient, email: str, password: str = PASSWORD) -> None:
-    response = await token_response(client, email, password)
-    assert response.status_code == 400, response.text
-    assert response.json()["error"] == "invalid_grant"
 
 
 async def list_users(client: AsyncClient, token: str, **params: str | int) -> Response:

@@ -97,13 +97,15 @@ async def test_other_methods_and_paths_are_left_to_fastapi(client: AsyncClient) 
     assert (await client.get("/users/me/", headers=bearer(token))).status_code in (307, 404)
 
 
-async def test_an_unreachable_database_is_503_with_retry_after(database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("an SQLite file is never unreachable; the PostgreSQL run covers this")
-    settings = make_settings(
-        "postgresql+asyncpg://postgres@127.0.0.1:9/nowhere", DB_CONNECT_TIMEOUT_SECONDS=2
-    )
-    app = create_app(settings)
+@pytest.mark.parametrize(
+    "unreachable",
+    [
+        "postgresql+asyncpg://postgres@127.0.0.1:9/nowhere",  # nothing listens on port 9
+        "sqlite+aiosqlite:////nonexistent-directory/users.db",
+    ],
+)
+async def test_an_unreachable_database_is_503_with_retry_after(unreachable: str) -> None:
+    app = create_app(make_settings(unreachable, DB_CONNECT_TIMEOUT_SECONDS=2))
     async with (
         LifespanManager(app),
         AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,

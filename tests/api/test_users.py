@@ -10,7 +10,17 @@ import pytest
 from httpx import AsyncClient, Response
 from jose import jwt
 
-from tests.api.helpers import PASSWORD, bearer, login, register, token_response, user_token
+from tests.api.helpers import (
+    PASSWORD,
+    assert_detail,
+    assert_invalid_grant,
+    assert_shape_error,
+    bearer,
+    login,
+    register,
+    token_response,
+    user_token,
+)
 
 USER_KEYS = {"id", "name", "email", "role", "is_active", "created_at", "updated_at"}
 NEW_PASSWORD = "new-staple-lantern-9"
@@ -34,37 +44,11 @@ def assert_user_response(body: dict[str, Any]) -> None:
     assert_utc_timestamp(body["updated_at"])
 
 
-def assert_detail(response: Response, status_code: int) -> None:
-    assert response.status_code == status_code, response.text
-    body = response.json()
-    assert set(body) == {"detail"}
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-
-
-def assert_shape_error(response: Response, *secrets: str) -> None:
-    """FastAPI's 422 shape through the project's handler: no `input`, nothing echoed."""
-    assert response.status_code == 422, response.text
-    items = response.json()["detail"]
-    assert isinstance(items, list)
-    assert items
-    for item in items:
-        assert set(item) == {"loc", "msg", "type"}
-    for secret in secrets:
-        assert secret not in response.text
-
-
 def assert_invalid_token(response: Response) -> None:
     assert_detail(response, 401)
     challenge = response.headers["WWW-Authenticate"]
     assert challenge.startswith("Bearer")
     assert 'error="invalid_token"' in challenge
-
-
-async def assert_invalid_grant(client: AsyncClient, email: str, password: str) -> None:
-    response = await token_response(client, email, password)
-    assert response.status_code == 400, response.text
-    assert response.json()["error"] == "invalid_grant"
 
 
 async def me(client: AsyncClient, token: str) -> Response:

@@ -15,7 +15,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.infra.db.engine import create_engine
 from tests import server_process
+from tests.conftest import make_settings, truncate
 from tests.server_process import ServerProcess
 
 PASSWORD = "correct-horse-battery"
@@ -25,18 +27,14 @@ LOCKOUT_SECONDS = 900
 REQUEST_TIMEOUT_SECONDS = 60.0
 
 
-@pytest.fixture(scope="module")
-def postgres_url(database_url: str) -> str:
-    """The session's PostgreSQL scratch database.
-
-    Only the SQLite parameter of `database_url` is skipped: two processes
-    sharing one embedded file is not the deployment this checks. PostgreSQL
-    itself is never skipped under CI=true: tests/conftest.py already fails
-    the run when it is unreachable there.
-    """
-    if database_url.startswith("sqlite"):
-        pytest.skip("two server processes share a PostgreSQL database, not SQLite")
-    return database_url
+@pytest.fixture
+async def clean_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    """The servers' database with emptied tables (PostgreSQL only, unlike
+    tests/conftest.py's fixture of the same name, which runs on both)."""
+    engine = create_engine(make_settings(postgres_url))
+    await truncate(engine)
+    yield engine
+    await engine.dispose()
 
 
 def server_env(database_url: str) -> dict[str, str]:

@@ -31,15 +31,6 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 def create_engine(settings: Settings) -> AsyncEngine:
     """One engine per process, with a bounded pool."""
-    return _engine(
-        settings,
-        pool_size=settings.DB_POOL_SIZE,
-        max_overflow=settings.DB_MAX_OVERFLOW,
-        pre_ping=settings.DB_POOL_PRE_PING,
-    )
-
-
-def _engine(settings: Settings, pool_size: int, max_overflow: int, pre_ping: bool) -> AsyncEngine:
     url = settings.database_url
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
@@ -50,10 +41,10 @@ def _engine(settings: Settings, pool_size: int, max_overflow: int, pre_ping: boo
         connect_args["statement_cache_size"] = 0
     engine = create_async_engine(
         url,
-        pool_size=pool_size,
-        max_overflow=max_overflow,
+        pool_size=settings.DB_POOL_SIZE,
+        max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
-        pool_pre_ping=pre_ping,
+        pool_pre_ping=settings.DB_POOL_PRE_PING,
         connect_args=connect_args,
         # Errors and logs never show statement parameters (password hashes among them).
         hide_parameters=True,

@@ -9,7 +9,7 @@ from app.core.exceptions import DomainError
 from app.infra.api.dependencies import Authenticate
 from app.infra.api.errors import OAuthError, oauth_error_from
 from app.infra.api.schemas.auth import TokenResponse
-from app.infra.api.schemas.errors import NO_STORE_HEADERS, oauth_error_responses
+from app.infra.api.schemas.errors import HASHING_503, NO_STORE_HEADERS, oauth_error_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -54,8 +54,7 @@ _FORM_SCHEMA: dict[str, Any] = {
             429,
             503,
             d400="RFC 6749 §5.2: invalid_request, invalid_grant or unsupported_grant_type",
-            d503="Database unavailable, or no password-hashing capacity within "
-            "`HASH_QUEUE_TIMEOUT_SECONDS`; retry after `Retry-After` seconds",
+            d503=HASHING_503,
         ),
     },
 )

@@ -15,7 +15,7 @@ from app.infra.api.dependencies import (
     Register,
     UpdateProfileCase,
 )
-from app.infra.api.schemas.errors import error_responses
+from app.infra.api.schemas.errors import HASHING_503, error_responses
 from app.infra.api.schemas.users import (
     AdminUpdateRequest,
     PasswordChangeRequest,
@@ -29,10 +29,6 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 # Every status each route can answer, with its body (schemas/errors.py).
-_HASHING_503 = (
-    "Database unavailable, or no password-hashing capacity within "
-    "`HASH_QUEUE_TIMEOUT_SECONDS`; retry after `Retry-After` seconds"
-)
 _LOCATION = {
     "Location": {
         "description": "The new user: `/users/{id}`",
@@ -47,7 +43,7 @@ _LOCATION = {
     status_code=status.HTTP_201_CREATED,
     responses={
         201: {"headers": _LOCATION},
-        **error_responses(400, 409, 413, 422, 503, d409="User already exists", d503=_HASHING_503),
+        **error_responses(400, 409, 413, 422, 503, d409="User already exists", d503=HASHING_503),
     },
     summary="Register",
 )
@@ -87,7 +83,7 @@ async def update_me(
         422,
         503,
         d400="Wrong current password, weak new one, or a body that cannot be parsed",
-        d503=_HASHING_503,
+        d503=HASHING_503,
     ),
     summary="Change own password; earlier tokens stop working",
 )

@@ -40,11 +40,14 @@ DESCRIPTIONS: dict[int, str] = {
     413: "Request body over the configured limit",
     422: "Request shape error: missing, unknown or mistyped field, body not JSON, malformed id",
     429: "Locked after repeated login failures; retry after `Retry-After` seconds",
-    503: (
-        "Database unavailable, or no password-hashing capacity in time (requests that"
-        " hash); retry after `Retry-After` seconds"
-    ),
+    503: "Database unavailable; retry after `Retry-After` seconds",
 }
+
+# The 503 of routes that hash a password (register, log in, change password).
+HASHING_503 = (
+    "Database unavailable, or no password-hashing capacity within "
+    "`HASH_QUEUE_TIMEOUT_SECONDS`; retry after `Retry-After` seconds"
+)
 
 _RETRY_AFTER: dict[str, Any] = {
     "Retry-After": {
