@@ -1,12 +1,18 @@
 import os
+import sys
 from functools import lru_cache
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# The value shipped in .env.example: fine to try things, refused in production.
+# The value shipped in .env.example: anyone can read it, so anyone could sign
+# tokens with it. Refused in every ENV but test.
 EXAMPLE_SECRET = "change-me-to-a-random-string-of-at-least-32-characters"  # noqa: S105
+NEW_SECRET_COMMAND = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'  # noqa: S105
+# uvicorn's exit code for a worker that would fail alike on every start: its
+# supervisor (--workers) then stops rather than restarting workers forever.
+STARTUP_FAILURE = 3
 SQLITE_DEFAULT_URL = "sqlite+aiosqlite:///./app.db"
 
 
@@ -73,9 +79,16 @@ class Settings(DatabaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
-    def _real_secret_in_production(self) -> Self:
-        if self.ENV == "prod" and self.JWT_SECRET_KEY == EXAMPLE_SECRET:
-            raise ValueError("JWT_SECRET_KEY is the example value; generate a real secret")
+    def _no_public_secret(self) -> Self:
+        # Not only in prod: ENV defaults to dev, and a forgotten ENV must not
+        # make a forged admin token valid.
+        if self.ENV != "test" and self.JWT_SECRET_KEY == EXAMPLE_SECRET:
+            raise ValueError(
+                "JWT_SECRET_KEY is the example value from .env.example, which anyone can "
+                "read, so anyone could forge tokens with it. Set JWT_SECRET_KEY, in the "
+                "environment or .env, to a secret of your own, e.g. the output of "
+                f"`{NEW_SECRET_COMMAND}` (`make run` writes a .env with one when there is none)"
+            )
         return self
 
 
@@ -100,4 +113,20 @@ def async_driver_url(url: str) -> str:
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings. Invalid ones end the process (the server, the
+    CLI) with one paragraph on stderr and uvicorn's start-up failure code:
+    no traceback, and no input values, which may hold secrets."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        print(settings_problem(exc), file=sys.stderr)
+        raise SystemExit(STARTUP_FAILURE) from None
+
+
+def settings_problem(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{field}: {message}" if field else message)
+    return f"error: invalid settings, not starting. {'. '.join(problems)}."

@@ -1,16 +1,21 @@
-"""create_engine: each backend gets the connection settings it needs."""
+"""create_engine: each backend gets the connection settings it needs, and
+connection trouble of every kind is told apart from a bad statement."""
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import exc, text
+from sqlalchemy import exc, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from app.core.value_objects import Email
-from app.infra.db.engine import create_engine
+from app.infra.db.engine import DatabaseUnavailable, connection_trouble, create_engine
+from app.infra.db.user_rows import AsyncpgRowsById
 from tests.conftest import make_settings
 from tests.integration.helpers import a_user, load, uow_for
 
@@ -128,3 +133,78 @@ async def test_concurrent_writers_all_succeed(database_url: str, clean_engine: A
 
     for user in users:
         assert await load(clean_engine, user) is not None
+
+
+def _elsewhere(postgres_url: str, **change: Any) -> str:
+    return make_url(postgres_url).set(**change).render_as_string(hide_password=False)
+
+
+# How a database refuses a new connection, and the driver error that says so.
+REFUSED: dict[str, tuple[dict[str, Any], str]] = {
+    "no such database (3D000)": ({"database": "no_such_database_here"}, "InvalidCatalogNameError"),
+    "unknown role (28000)": (
+        {"username": "no_such_role_here"},
+        "InvalidAuthorizationSpecificationError",
+    ),
+    "nothing listening": ({"port": 9}, "ConnectionRefusedError"),
+}
+
+
+@pytest.mark.parametrize("refusal", REFUSED)
+async def test_a_refused_connection_is_unavailability_on_both_pools(
+    postgres_url: str, refusal: str
+) -> None:
+    """The SQLAlchemy pool (every route, /health/ready, the login throttle)
+    and the reader's own asyncpg pool (every authenticated request) both
+    raise DatabaseUnavailable, the API's 503, naming the driver's error."""
+    change, driver_error = REFUSED[refusal]
+    settings = make_settings(_elsewhere(postgres_url, **change), DB_CONNECT_TIMEOUT_SECONDS=2)
+    engine = create_engine(settings)
+    rows = await AsyncpgRowsById.open(settings, 1)
+    try:
+        with pytest.raises(DatabaseUnavailable, match=f"^{driver_error}$"):
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        with pytest.raises(DatabaseUnavailable, match=f"^{driver_error}$"):
+            await rows([uuid.uuid4()])
+    finally:
+        await rows.close()
+        await engine.dispose()
+
+
+async def test_a_bad_statement_or_argument_is_no_unavailability(postgres_url: str) -> None:
+    """A bug stays a bug (a 500 with its traceback), not a 503 that hides it."""
+    settings = make_settings(postgres_url)
+    engine = create_engine(settings)
+    rows = await AsyncpgRowsById.open(settings, 1)
+    try:
+        with pytest.raises(exc.ProgrammingError):
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT * FROM no_such_table"))
+        with pytest.raises(asyncpg.exceptions.DataError):  # SQLSTATE 22000
+            await rows(["not-a-uuid"])  # type: ignore[list-item]
+    finally:
+        await rows.close()
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("error", "unavailable"),
+    [
+        (asyncpg.exceptions.AdminShutdownError("terminating connection"), True),  # 57P01
+        (asyncpg.exceptions.CannotConnectNowError("starting up"), True),  # 57P03
+        (asyncpg.exceptions.TooManyConnectionsError("too many"), True),  # 53300
+        (asyncpg.exceptions.InvalidPasswordError("password failed"), True),  # 28P01
+        (asyncpg.exceptions.ConnectionDoesNotExistError("closed mid-query"), True),  # 08003
+        (asyncpg.InterfaceError("connection is closed"), True),
+        (ConnectionResetError(), True),
+        (asyncpg.exceptions.QueryCanceledError("statement timeout"), False),  # 57014
+        (asyncpg.exceptions.UndefinedTableError("no such table"), False),  # 42P01
+        (asyncpg.exceptions.UniqueViolationError("duplicate"), False),  # 23505
+        (ValueError("a bug"), False),
+    ],
+)
+def test_connection_trouble_is_told_by_sqlstate_class(error: Exception, unavailable: bool) -> None:
+    wrapped = RuntimeError("wrapper")
+    wrapped.__cause__ = error
+    assert (connection_trouble(wrapped) is error) is unavailable

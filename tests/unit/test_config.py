@@ -1,9 +1,20 @@
 import os
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from app.config import EXAMPLE_SECRET, SQLITE_DEFAULT_URL, Settings, async_driver_url, usable_cores
+from app.config import (
+    EXAMPLE_SECRET,
+    SQLITE_DEFAULT_URL,
+    STARTUP_FAILURE,
+    Settings,
+    async_driver_url,
+    get_settings,
+    settings_problem,
+    usable_cores,
+)
+from tests.conftest import ROOT
 
 SECRET = "a-real-secret-of-at-least-32-characters-xyz"
 PG_URL = "postgresql+asyncpg://app:pw@db.internal:5432/users"
@@ -54,15 +65,60 @@ def test_production_with_a_db_url_and_a_real_secret_is_fine() -> None:
     assert settings.database_url == PG_URL
 
 
-def test_production_refuses_the_example_secret() -> None:
-    with pytest.raises(ValidationError, match="example value"):
-        Settings(_env_file=None, ENV="prod", DB_URL=PG_URL, JWT_SECRET_KEY=EXAMPLE_SECRET)
+@pytest.mark.parametrize("env", [None, "dev", "prod"])
+def test_the_example_secret_is_refused_but_in_tests(
+    env: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone who read .env.example could forge tokens; ENV unset means dev."""
+    if env is not None:
+        monkeypatch.setenv("ENV", env)
+    with pytest.raises(ValidationError, match=r"example value from \.env\.example") as refused:
+        Settings(_env_file=None, DB_URL=PG_URL, JWT_SECRET_KEY=EXAMPLE_SECRET)
+    assert "secrets.token_urlsafe" in str(refused.value)  # how to make a real one
 
 
-@pytest.mark.parametrize("env", ["dev", "test"])
-def test_the_example_secret_is_fine_outside_production(env: str) -> None:
-    settings = Settings(_env_file=None, ENV=env, JWT_SECRET_KEY=EXAMPLE_SECRET)
+def test_the_example_secret_is_fine_in_tests() -> None:
+    settings = Settings(_env_file=None, ENV="test", JWT_SECRET_KEY=EXAMPLE_SECRET)
     assert settings.JWT_SECRET_KEY == EXAMPLE_SECRET
+
+
+def test_the_example_secret_in_env_example_is_the_refused_one() -> None:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    assert f"JWT_SECRET_KEY={EXAMPLE_SECRET}" in lines
+
+
+def test_invalid_settings_end_the_process_with_one_readable_paragraph(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("JWT_SECRET_KEY", EXAMPLE_SECRET)
+    monkeypatch.setenv("DB_URL", "postgresql://app:db-password@db/users")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert stopped.value.code == STARTUP_FAILURE  # uvicorn's --workers stop, not restart
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    message = captured.err.strip()
+    assert message.startswith("error: invalid settings")
+    assert "JWT_SECRET_KEY is the example value" in message
+    assert "\n" not in message
+    # No input values: they may hold secrets.
+    assert EXAMPLE_SECRET not in message
+    assert "db-password" not in message
+
+
+def test_each_problem_is_named_by_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BCRYPT_ROUNDS", "3")
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None, JWT_SECRET_KEY="short-secret")
+    message = settings_problem(refused.value)
+    assert "JWT_SECRET_KEY: String should have at least 32 characters" in message
+    assert "BCRYPT_ROUNDS: Input should be greater than or equal to 4" in message
+    assert "short-secret" not in message
 
 
 @pytest.mark.parametrize("secret", ["", "short", "x" * 31])

@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
@@ -121,7 +121,9 @@ async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database unavailable: %s", type(exc).__name__)
+    # One line, no traceback: an outage is the operator's news, not a bug.
+    reason = str(exc) if isinstance(exc, DatabaseUnavailable) else type(exc).__name__
+    log.warning("database unavailable: %s", reason)
     return _error(
         request, 503, "Database unavailable; try again later", _headers(DB_RETRY_AFTER_SECONDS)
     )
@@ -132,8 +134,10 @@ async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(request, 500, "Internal server error")
 
 
-# Lost or refused connections and an exhausted pool: the database, not the request.
-DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, DatabaseUnavailable, OSError)
+# The database, not the request: unreachable, refusing or gone (classified
+# once, in infra/db/engine.py), an exhausted pool, SQLite's locked or
+# unopenable file. Other errors stay 500s, with their traceback in the log.
+DATABASE_UNAVAILABLE = (DatabaseUnavailable, PoolTimeout, OperationalError)
 
 
 async def handled_error_response(request: Request, exc: Exception) -> JSONResponse | None:

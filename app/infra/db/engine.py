@@ -2,7 +2,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine.interfaces import DBAPIConnection, ExceptionContext
+from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,18 +15,32 @@ from app.config import Settings
 
 
 class DatabaseUnavailable(Exception):
-    """The database could not be reached or dropped the connection."""
+    """The database could not be reached, refused us, or is gone."""
 
 
-# Connection trouble rather than a bad statement: the database is down,
-# restarting or out of connections. Worth a 503, never a 500.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,  # class 08, "connection was closed in the middle..."
-    asyncpg.InterfaceError,  # "connection is closed"
-    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, in recovery
-    asyncpg.exceptions.InsufficientResourcesError,  # e.g. too many connections
-    OSError,  # refused, reset, timed out
-)
+# SQLSTATE classes that blame the database, not the statement: 08 connection
+# exception, 28 invalid authorization (wrong password, unknown role), 3D the
+# database does not exist (say it was dropped), 53 insufficient resources (too
+# many connections), 57P shutting down, starting up, database dropped. Worth
+# a 503 with Retry-After, never a 500: the pools reconnect once it is back.
+UNAVAILABLE_SQLSTATES = ("08", "28", "3D", "53", "57P")
+
+
+def connection_trouble(exc: BaseException | None) -> BaseException | None:
+    """The driver's error in `exc`'s chain of causes when it says the
+    database is unreachable, refuses us or is gone; None for anything else
+    (a bad statement, a bug). Only for errors of a database call: there an
+    OSError (refused, reset, timed out, unknown host) is the network's."""
+    found: BaseException | None = None
+    seen = 0
+    while exc is not None and seen < 5:
+        sqlstate = getattr(exc, "sqlstate", None)
+        if isinstance(exc, asyncpg.InterfaceError | OSError):  # "connection is closed"
+            found = exc
+        elif isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+            found = exc  # SQLAlchemy's wrapper copies it: keep looking for the driver's
+        exc, seen = exc.__cause__, seen + 1
+    return found
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -49,17 +63,32 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # Errors and logs never show statement parameters (password hashes among them).
         hide_parameters=True,
     )
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
     event.listen(engine.sync_engine, "handle_error", _connection_trouble_is_unavailability)
     return engine
 
 
+def _connect_or_unavailable(
+    dialect: Dialect, _: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> DBAPIConnection:
+    """A connection that cannot be opened is DatabaseUnavailable (a 503).
+    The server's refusals (wrong password, no such database, too many
+    connections) reach handle_error below, but a network error (refused,
+    timed out, unknown host) is no DBAPI error and would skip it."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:
+        raise DatabaseUnavailable(type(exc).__name__) from exc
+
+
 def _connection_trouble_is_unavailability(context: ExceptionContext) -> BaseException | None:
-    """The asyncpg dialect reports most server-side connection trouble (the
-    server shutting down or still starting up after a restart, a connection
-    closed mid-query) as a bare DBAPIError, which would be a 500. Such errors
-    invalidate the connection (so the pool reconnects) and are raised as
-    DatabaseUnavailable (a 503)."""
-    cause = _connection_error_in(context.original_exception)
+    """The asyncpg dialect reports connection trouble (the server shutting
+    down, restarting, refusing the credentials, the database dropped, a
+    connection closed mid-query) as a bare DBAPIError, which would be a 500.
+    Such errors invalidate the connection (so the pool reconnects) and are
+    raised as DatabaseUnavailable (a 503), on a new connection as on a
+    pooled one."""
+    cause = connection_trouble(context.original_exception)
     if cause is None:
         return None
     context.is_disconnect = True
@@ -68,15 +97,6 @@ def _connection_trouble_is_unavailability(context: ExceptionContext) -> BaseExce
     unavailable = DatabaseUnavailable(type(cause).__name__)
     unavailable.__cause__ = context.sqlalchemy_exception
     return unavailable
-
-
-def _connection_error_in(exc: BaseException | None) -> BaseException | None:
-    seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, CONNECTION_ERRORS):
-            return exc
-        exc, seen = exc.__cause__, seen + 1
-    return None
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.infra.db.engine import CONNECTION_ERRORS, DatabaseUnavailable, read_only
+from app.infra.db.engine import DatabaseUnavailable, connection_trouble, read_only
 from app.infra.db.mapping import UserRecord
 from app.infra.db.models import UserRow
 from app.infra.db.user_reader import BatchedUserReader
@@ -66,12 +66,16 @@ class AsyncpgRowsById:
                 return await self._fetch(ids)
             except TimeoutError:
                 raise  # the server did not answer in time: a retry would double the wait
-            except CONNECTION_ERRORS:
-                # A pooled connection died (say the server restarted); the pool
-                # replaces it, and a read is safe to repeat.
-                return await self._fetch(ids)
-        except CONNECTION_ERRORS as exc:
-            raise DatabaseUnavailable(type(exc).__name__) from exc
+            except Exception as exc:
+                if connection_trouble(exc) is None:
+                    raise
+            # A pooled connection died (say the server restarted); the pool
+            # replaces it, and a read is safe to repeat.
+            return await self._fetch(ids)
+        except Exception as exc:
+            if (cause := connection_trouble(exc)) is None:
+                raise
+            raise DatabaseUnavailable(type(cause).__name__) from exc
 
     async def _fetch(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, UserRecord]:
         async with self._pool.acquire() as connection:
