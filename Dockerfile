@@ -91,10 +91,11 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status == 200 else 1)"]
 
 # app.main exposes the create_app() factory (no module-level app object).
-# The app logs one access line per request itself: uvicorn's is off.
+# The app logs one access line per request itself: uvicorn's is off, and so
+# is its `server: uvicorn` header (it only tells an attacker what runs here).
 # --proxy-headers trusts X-Forwarded-For/-Proto only from FORWARDED_ALLOW_IPS
 # (default 127.0.0.1 and ::1, i.e. never from outside the container): set it to
 # the reverse proxy's address when there is one.
 # tests/docker/test_image_steps.py runs this command (and the HEALTHCHECK's)
 # outside Docker from a venv built by the RUN above.
-CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--proxy-headers"]
+CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--proxy-headers", "--no-server-header"]

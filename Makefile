@@ -10,6 +10,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 N ?= 1000
+# HTTP parser of `make serve`: h11 like the image (it caps a request head; see
+# the Dockerfile), unless UVICORN_HTTP=httptools is set in the environment.
+UVICORN_HTTP ?= h11
 
 .PHONY: help
 help: ## List the targets
@@ -33,12 +36,13 @@ migrate: install .env ## Create or upgrade the database schema (alembic upgrade 
 
 .PHONY: run
 run: migrate ## Serve on :8000 with auto-reload (embedded SQLite unless DB_URL is set)
-	$(RUN) uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT) --reload --no-access-log
+	$(RUN) uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT) --reload --no-access-log \
+		--no-server-header
 
 .PHONY: serve
 serve: migrate ## Production-style server: WORKERS processes (default one per core), no reload
 	$(RUN) uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT) \
-		--workers $(WORKERS) --no-access-log --proxy-headers
+		--workers $(WORKERS) --no-access-log --proxy-headers --no-server-header --http $(UVICORN_HTTP)
 
 .PHONY: seed
 seed: migrate ## Bulk-load N users (default 1000) into the database: make seed N=1000000

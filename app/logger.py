@@ -1,5 +1,7 @@
 """Logging is configured once, here: JSON lines in production, readable lines
-elsewhere, each with the request id of the request it belongs to.
+elsewhere, each with the request id of the request it belongs to. A record
+is one line (a readable one's traceback follows it, indented): control
+characters in its message and fields are escaped.
 
 Records carry ids, paths and event names, never secrets: no request bodies,
 headers, query strings, passwords, hashes or tokens are logged."""
@@ -21,6 +23,27 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "request_id",
 }
 _handler: logging.Handler | None = None
+
+# C0, DEL, C1 and the Unicode line and paragraph separators: each can end a
+# line, or rewrite one on a terminal, so input holding one could forge a record.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    0x09: "\\t",
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+_ESCAPES_BUT_NEWLINE = {c: e for c, e in _ESCAPES.items() if c != 0x0A}
+_INDENT = "    "
+
+
+def _one_line(text: str) -> str:
+    # Almost every line is printable as it is: one C-speed scan and no copy.
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
+def _indented(text: str) -> str:
+    return _INDENT + text.translate(_ESCAPES_BUT_NEWLINE).replace("\n", "\n" + _INDENT)
 
 
 class _RequestIdFilter(logging.Filter):
@@ -54,12 +77,22 @@ class ReadableFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z")
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        text = self.formatMessage(record)
         fields = _extras(record)
         if rid := getattr(record, "request_id", None):
             fields = {"request_id": rid, **fields}
         if fields:
             text += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+        text = _one_line(text)
+        # Traceback lines stay apart, to be read, but indented: no input can start a line.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text += "\n" + _indented(record.exc_text)
+        if record.stack_info:
+            text += "\n" + _indented(self.formatStack(record.stack_info))
         return text
 
 

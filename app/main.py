@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.config import Settings, get_settings
 from app.infra.api.body_limit import BodyLimitMiddleware
 from app.infra.api.current_user_fast_path import CurrentUserFastPath
+from app.infra.api.docs import add_docs
 from app.infra.api.errors import register_error_handlers
 from app.infra.api.request_context import RequestContextMiddleware
 from app.infra.api.routers import auth, health, users
@@ -81,10 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="User management with OAuth2 password-flow bearer tokens.",
         lifespan=lifespan,
         # DOCS_ENABLED=false hides Swagger UI, ReDoc and the schema (e.g. in production).
-        docs_url="/docs" if settings.DOCS_ENABLED else None,
-        redoc_url="/redoc" if settings.DOCS_ENABLED else None,
+        # add_docs serves the first two, with their assets: FastAPI's load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.DOCS_ENABLED else None,
     )
+    if settings.DOCS_ENABLED:
+        add_docs(app)
     app.state.settings = settings
     register_error_handlers(app)
     for router in (users.router, auth.router, health.router):

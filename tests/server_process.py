@@ -98,6 +98,10 @@ def start_uvicorn(
         str(workers),
         "--log-level",
         "warning",
+        # As the image and `make serve` run it.
+        "--http",
+        "h11",
+        "--no-server-header",
     ]
     with log.open("wb") as sink:  # the child keeps its own descriptor
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=sink, stderr=sink)

@@ -1,14 +1,17 @@
-"""Limits that only a real server shows: slow and oversized requests.
+"""Limits that only a real server shows: slow, oversized and ambiguous requests.
 
 tests/api/test_input.py covers bodies over MAX_BODY_BYTES (honest, lying and
 chunked), string lengths and query limits through the ASGI app. These run a
 real `uvicorn` process over a scratch SQLite database and talk to it over
 sockets: a client that trickles its request must not hold up anyone else, an
-absurd Content-Length is refused before any body is read or allocated, and a
-header that never ends is cut off.
+absurd Content-Length is refused before any body is read or allocated, a
+header that never ends is cut off, a request that could smuggle another is
+refused with the connection, and the server does not name itself.
 """
 
+import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -26,6 +29,8 @@ from app.config import Settings
 from tests.conftest import ROOT, TEST_SECRET, alembic_config
 
 STARTUP_DEADLINE_SECONDS = 30.0
+# Where and how many: the tests choose these, the rest is production's.
+PLACEMENT = {"--host", "--port", "--workers"}
 PASSWORD = "correct-horse-battery"
 MiB = 1024 * 1024
 
@@ -128,10 +133,46 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
             server.process.wait()
 
 
+def uvicorn_flags(command: list[str]) -> list[str]:
+    """The options of a `uvicorn app.main:create_app ...` command, less PLACEMENT."""
+    words = command[command.index("app.main:create_app") + 1 :]
+    flags: list[str] = []
+    while words:
+        word, *words = words
+        if word in PLACEMENT:
+            words = words[1:]
+        elif word != "--factory":  # start_server gives it
+            flags.append(word)
+    return flags
+
+
+def make_serve_flags(**environ: str) -> list[str]:
+    """`make serve`'s uvicorn options as make expands them in `environ` (else, by default)."""
+    env = {key: value for key, value in os.environ.items() if key != "UVICORN_HTTP"} | environ
+    dry_run = subprocess.run(
+        ["make", "--no-print-directory", "-n", "serve"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    [line] = [line for line in dry_run.replace("\\\n", " ").splitlines() if "uvicorn" in line]
+    return uvicorn_flags(shlex.split(line))
+
+
+def image_cmd_flags() -> list[str]:
+    """The Dockerfile CMD's uvicorn options (tests/docker parses the whole file)."""
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    [cmd] = [line for line in lines if line.startswith("CMD [")]
+    return uvicorn_flags(json.loads(cmd.removeprefix("CMD ")))
+
+
 @pytest.fixture(scope="module")
 def server(start_server: Callable[..., Server]) -> Server:
-    """As `make serve` runs it (uvicorn's default HTTP parser), with one worker."""
-    return start_server()
+    """As `make serve` runs it (its flags, h11 included), with one worker."""
+    return start_server(*make_serve_flags())
 
 
 def read_status(sock: socket.socket) -> int:
@@ -239,10 +280,10 @@ def test_content_length_beyond_any_integer_is_a_400(server: Server) -> None:
             "httptools",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="httptools (uvicorn's default, so `make serve`) buffers a header of any"
-                " size, copying it whole per chunk: memory grows and the event loop stalls."
-                " The image runs h11 (UVICORN_HTTP); anything else needs a proxy that caps"
-                " header size in front.",
+                reason="httptools (uvicorn's default) buffers a header of any size, copying"
+                " it whole per chunk: memory grows and the event loop stalls. The image and"
+                " `make serve` run h11; UVICORN_HTTP=httptools needs a proxy that caps header"
+                " size in front.",
             ),
         ),
     ],
@@ -272,3 +313,58 @@ def test_page_size_over_100_is_422_over_http(server: Server) -> None:
     assert (
         httpx.get(f"{server.url}/users", params={"limit": 100}, headers=headers).status_code == 200
     )
+
+
+def test_make_serve_parses_with_h11_unless_told_otherwise() -> None:
+    default = make_serve_flags()
+    assert default[default.index("--http") + 1] == "h11"
+    chosen = make_serve_flags(UVICORN_HTTP="httptools")
+    assert chosen[chosen.index("--http") + 1] == "httptools"
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        pytest.fail(f"the server kept the connection open after {data!r}")
+    return data
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+def test_a_request_framed_two_ways_is_refused_and_its_connection_closed(
+    start_server: Callable[..., Server], http: str
+) -> None:
+    """Content-Length covers the whole body, chunked framing ends it at once: a proxy
+    that reads one and a server that reads the other disagree on where the next
+    request starts. The one hidden here must never be answered."""
+    smuggled = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n"
+    body = b"0\r\n\r\n" + smuggled
+    head = (
+        "POST /users HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    server = start_server("--http", http)
+    with server.connect() as sock:
+        sock.settimeout(5)
+        sock.sendall(head + body)
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    assert b'"status"' not in answer, "the smuggled request was answered"
+    server.assert_answers()
+
+
+@pytest.mark.parametrize("flags", [make_serve_flags, image_cmd_flags], ids=["make-serve", "image"])
+def test_responses_do_not_name_the_server(
+    start_server: Callable[..., Server], flags: Callable[[], list[str]]
+) -> None:
+    server = start_server(*flags())
+    for response in (
+        httpx.get(f"{server.url}/health", timeout=10),
+        httpx.get(f"{server.url}/nowhere", timeout=10),
+        httpx.post(f"{server.url}/users", json={}, timeout=10),
+    ):
+        assert "server" not in response.headers, response.headers

@@ -4,6 +4,7 @@ promise that no password, hash or token ever reaches the logs."""
 import json
 import logging
 from collections.abc import AsyncIterator
+from urllib.parse import quote, urlencode
 
 import pytest
 from asgi_lifespan import LifespanManager
@@ -39,6 +40,12 @@ async def test_every_response_carries_a_fresh_request_id(client: AsyncClient) ->
     assert all(len(i) == 32 for i in ids)
 
 
+async def test_request_ids_are_random_not_a_prefix_and_a_counter(client: AsyncClient) -> None:
+    ids = [(await client.get("/health")).headers["x-request-id"] for _ in range(100)]
+    assert len({i[:16] for i in ids}) == len({i[16:] for i in ids}) == len(ids)
+    assert all(int(i, 16) >= 0 for i in ids)  # hex, as before
+
+
 async def test_a_plain_incoming_request_id_is_kept(client: AsyncClient) -> None:
     response = await client.get("/health", headers={"X-Request-ID": "req-42.a:b_c"})
     assert response.headers["x-request-id"] == "req-42.a:b_c"
@@ -63,6 +70,56 @@ async def test_log_records_of_a_request_carry_its_id(
     assert json_line["request_id"] == "trace-me"
     assert json_line["method"] == "GET"
     assert isinstance(json_line["duration_ms"], float)
+
+
+async def test_a_path_cannot_forge_a_log_line(
+    client: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = "/x\n2026-01-01T00:00:00+0000 INFO app.audit: user.deleted\r\x1b[2K\u2028\x85y"
+    with caplog.at_level(logging.INFO, logger="app.access"):
+        assert (await client.get(quote(forged))).status_code == 404
+    [record] = [r for r in caplog.records if r.name == "app.access"]
+    readable = ReadableFormatter().format(record)
+    assert readable.splitlines() == [readable]  # splitlines breaks at \x85 and \u2028 too
+    assert readable.isprintable()
+    escaped = "/x\\n2026-01-01T00:00:00+0000 INFO app.audit: user.deleted\\r\\x1b[2K\\u2028\\x85y"
+    assert f"GET {escaped} 404 " in readable
+    assert f"path={escaped} " in readable
+    json_line = JsonFormatter().format(record)
+    assert json_line.splitlines() == [json_line]
+    assert json_line.isascii()
+    assert json.loads(json_line)["path"] == forged
+
+
+# Request framing
+
+
+async def test_both_content_length_and_transfer_encoding_is_refused_and_closes(
+    client: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = json.dumps({"name": "Ann", "email": "ann@example.com", "password": PASSWORD}).encode()
+    framed = {"Content-Type": "application/json"}
+    ambiguous = framed | {"Content-Length": str(len(body)), "Transfer-Encoding": "chunked"}
+    with caplog.at_level(logging.INFO, logger="app.access"):
+        response = await client.post("/users", content=body, headers=ambiguous)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Request has both Content-Length and Transfer-Encoding"}
+    assert response.headers["connection"] == "close"
+    assert response.headers["x-request-id"]
+    assert [r.__dict__["status"] for r in caplog.records if r.name == "app.access"] == [400]
+    # The request was not served: the same registration, framed once, is new.
+    assert (await client.post("/users", content=body, headers=framed)).status_code == 201
+    # At the token endpoint, in its RFC 6749 shape; the right password gets no token.
+    form = urlencode({"username": "ann@example.com", "password": PASSWORD}).encode()
+    ambiguous = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Length": str(len(form)),
+        "Transfer-Encoding": "chunked",
+    }
+    token = await client.post("/auth/token", content=form, headers=ambiguous)
+    assert token.status_code == 400
+    assert token.json()["error"] == "invalid_request"
+    assert token.headers["connection"] == "close"
 
 
 # Response hygiene
@@ -103,8 +160,15 @@ async def docs_off(settings: Settings, clean_engine: AsyncEngine) -> AsyncIterat
 
 
 async def test_openapi_and_docs_can_be_switched_off(docs_off: AsyncClient) -> None:
-    for path in ("/docs", "/redoc", "/openapi.json"):
-        assert (await docs_off.get(path)).status_code == 404
+    for path in (
+        "/docs",
+        "/redoc",
+        "/openapi.json",
+        "/docs/oauth2-redirect",
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/assets/redoc.standalone.js",
+    ):
+        assert (await docs_off.get(path)).status_code == 404, path
     assert (await docs_off.get("/health")).status_code == 200
 
 

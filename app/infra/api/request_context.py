@@ -1,17 +1,20 @@
-import itertools
 import logging
+import os
 import re
-import secrets
 import time
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.infra.api.errors import on_http_error
 from app.logger import request_id
 
 log = logging.getLogger("app.access")
 
 # An incoming id is kept only if it is short and plain, so it cannot forge log lines.
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+AMBIGUOUS_LENGTH = "Request has both Content-Length and Transfer-Encoding"
 
 
 class RequestContextMiddleware:
@@ -21,7 +24,10 @@ class RequestContextMiddleware:
       `X-Request-ID` and attached to every log record of the request;
     - `X-Content-Type-Options: nosniff`, and `Cache-Control: no-store` on
       responses to requests that carry credentials (RFC 6750 §5.3);
-    - one access line: method, path (never the query), status, duration.
+    - one access line: method, path (never the query), status, duration;
+    - 400 and a closed connection for a request framed by both
+      `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1), a request
+      smuggling attempt: h11 serves it otherwise, and keeps the connection.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -32,12 +38,16 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        incoming, authenticated = None, False
+        incoming, authenticated, length, chunked = None, False, False, False
         for name, value in scope["headers"]:
             if name == b"x-request-id" and _VALID_REQUEST_ID.fullmatch(value):
                 incoming = value
             elif name == b"authorization":
                 authenticated = True
+            elif name == b"content-length":
+                length = True
+            elif name == b"transfer-encoding":
+                chunked = True
         rid = incoming.decode() if incoming else _new_request_id()
         token = request_id.set(rid)
         added = [(b"x-request-id", rid.encode()), (b"x-content-type-options", b"nosniff")]
@@ -54,7 +64,13 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_context)
+            if length and chunked:
+                # Its body is never read: what follows it on the connection is not a request.
+                refusal = HTTPException(400, AMBIGUOUS_LENGTH, {"Connection": "close"})
+                response = await on_http_error(Request(scope), refusal)
+                await response(scope, receive, send_with_context)
+            else:
+                await self.app(scope, receive, send_with_context)
         finally:
             if log.isEnabledFor(logging.INFO):
                 method, path = scope["method"], scope["path"]
@@ -69,11 +85,7 @@ class RequestContextMiddleware:
             request_id.reset(token)
 
 
-# Unique, not secret: a random prefix per process and a counter, far cheaper
-# per request than a fresh uuid4.
-_PREFIX = secrets.token_hex(8)
-_COUNTER = itertools.count()
-
-
+# Random per request, so ids reveal nothing of the request volume (a counter
+# would); os.urandom is the cheapest unpredictable source (about 0.5 µs).
 def _new_request_id() -> str:
-    return f"{_PREFIX}{next(_COUNTER):016x}"
+    return os.urandom(16).hex()
