@@ -12,6 +12,10 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 
+from app.core.dtos import UserDTO
+from app.core.usecases.admin_update_user import AdminUpdateUser
+from app.core.usecases.delete_user import DeleteUser
+from app.core.value_objects import ID
 from app.infra.api.dependencies import get_clock
 from app.infra.db.repositories.user_repo import SqlUserRepo
 from tests.api.helpers import (
@@ -372,7 +376,9 @@ async def test_promotion_applies_to_tokens_already_issued(
 
     assert (await list_users(client, token)).status_code == 200
     assert (await patch_user(client, admin, user["id"], {"role": "user"})).status_code == 200
-    assert (await list_users(client, token)).json() == FORBIDDEN
+    assert_unauthenticated(await list_users(client, token))  # a demotion ends its tokens
+    fresh = await login(client, "promoted@example.com")
+    assert (await list_users(client, fresh)).json() == FORBIDDEN
 
 
 async def test_deactivation_revokes_tokens_and_login_until_reactivated(
@@ -391,6 +397,8 @@ async def test_deactivation_revokes_tokens_and_login_until_reactivated(
     await assert_invalid_grant(client, "sleeper@example.com")
 
     assert (await patch_user(client, admin, user["id"], {"is_active": True})).status_code == 200
+    # Deactivation ended the old token for good: reactivation does not bring it back.
+    assert_unauthenticated(await client.get("/users/me", headers=bearer(token)))
     fresh = await login(client, "sleeper@example.com")
     assert (await client.get("/users/me", headers=bearer(fresh))).json()["is_active"] is True
 
@@ -584,7 +592,9 @@ async def test_with_two_admins_one_can_demote_the_other(app: FastAPI, client: As
 
     assert response.status_code == 200, response.text
     assert response.json()["role"] == "user"
-    assert (await list_users(client, second)).json() == FORBIDDEN
+    assert_unauthenticated(await list_users(client, second))  # a demotion ends its tokens
+    fresh = await login(client, "root.second@example.com")
+    assert (await list_users(client, fresh)).json() == FORBIDDEN
     assert_detail(await patch_user(client, first, first_id, {"role": "user"}), 409)
 
 
@@ -594,20 +604,22 @@ async def test_with_two_admins_one_can_demote_itself(app: FastAPI, client: Async
 
     assert (await patch_user(client, first, first_id, {"role": "user"})).status_code == 200
 
-    assert (await list_users(client, first)).json() == FORBIDDEN
+    assert_unauthenticated(await list_users(client, first))  # a demotion ends its tokens
+    fresh = await login(client, "root.stepdown@example.com")
+    assert (await list_users(client, fresh)).json() == FORBIDDEN
     await assert_unchanged_admin(client, second, second_id)
 
 
 def widen_the_race(monkeypatch: pytest.MonkeyPatch) -> None:
     """Holds both requests inside their transactions at once. When the target
     row was locked before the active admins, this deadlocked on PostgreSQL."""
-    count_active_admins = SqlUserRepo.count_active_admins
+    lock_active_admins = SqlUserRepo.lock_active_admins
 
-    async def slow_count(self: SqlUserRepo) -> int:
+    async def slow_lock(self: SqlUserRepo) -> list[ID]:
         await asyncio.sleep(0.2)
-        return await count_active_admins(self)
+        return await lock_active_admins(self)
 
-    monkeypatch.setattr(SqlUserRepo, "count_active_admins", slow_count)
+    monkeypatch.setattr(SqlUserRepo, "lock_active_admins", slow_lock)
 
 
 async def race_to_demote_each_other(app: FastAPI, client: AsyncClient) -> None:
@@ -620,9 +632,11 @@ async def race_to_demote_each_other(app: FastAPI, client: AsyncClient) -> None:
             patch_user(racer, b, a_id, {"role": "user"}),
         )
 
-    # The loser is 409 if it was still an admin when its request began, else 403.
+    # The loser is decided inside its transaction: 403 when it finds itself
+    # demoted, or 401 when the demotion had already ended its token (a 409
+    # would mean both saw two admins).
     statuses = sorted(r.status_code for r in responses)
-    assert statuses in ([200, 403], [200, 409]), [r.text for r in responses]
+    assert statuses in ([200, 401], [200, 403]), [r.text for r in responses]
     survivor = a if responses[0].status_code == 200 else b
     admins = [u for u in await all_users(client, survivor) if u["role"] == "admin"]
     assert len(admins) == 1
@@ -635,9 +649,10 @@ async def race_to_delete_each_other(app: FastAPI, client: AsyncClient) -> None:
     async with racing_client(app) as racer:
         responses = await asyncio.gather(delete_user(racer, a, b_id), delete_user(racer, b, a_id))
 
-    # The loser is 409 if its token still resolved when its request began, else 401.
+    # The loser finds itself deleted, inside its transaction or when its token
+    # is resolved: 401 either way (a 409 would mean both saw two admins).
     statuses = sorted(r.status_code for r in responses)
-    assert statuses in ([204, 401], [204, 409]), [r.text for r in responses]
+    assert statuses == [204, 401], [r.text for r in responses]
     survivor = a if responses[0].status_code == 204 else b
     assert [u["role"] for u in await all_users(client, survivor)] == ["admin"]
 
@@ -668,3 +683,73 @@ async def test_two_admins_deleting_each_other_with_overlapping_locks(
 ) -> None:
     widen_the_race(monkeypatch)
     await race_to_delete_each_other(app, client)
+
+
+# Authorised where written: an admin request in flight when its admin is demoted
+
+
+@pytest.mark.parametrize("attempt", range(3))  # a race: try it more than once
+async def test_a_demotion_racing_a_self_promotion_ends_demoted(
+    app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch, attempt: int
+) -> None:
+    a_id, a = await admin_token(app, client, f"root.inflight{attempt}@example.com")
+    _, b = await admin_token(app, client, f"root.demoter{attempt}@example.com")
+    # A's request is resolved (A is still an admin) and then held, as if slow,
+    # until B has demoted and deactivated A.
+    resolved, demoted = asyncio.Event(), asyncio.Event()
+    execute = AdminUpdateUser.execute
+
+    async def held(self: AdminUpdateUser, actor: UserDTO, *args: Any) -> UserDTO:
+        if actor.id == uuid.UUID(a_id):
+            resolved.set()
+            await demoted.wait()
+        return await execute(self, actor, *args)
+
+    monkeypatch.setattr(AdminUpdateUser, "execute", held)
+
+    async def demote_a() -> Response:
+        await resolved.wait()
+        try:
+            return await patch_user(client, b, a_id, {"role": "user", "is_active": False})
+        finally:
+            demoted.set()
+
+    promotion, demotion = await asyncio.gather(
+        patch_user(client, a, a_id, {"role": "admin", "is_active": True}), demote_a()
+    )
+
+    assert demotion.status_code == 200, demotion.text
+    assert promotion.status_code in (401, 403), promotion.text
+    stored = (await get_user(client, b, a_id)).json()
+    assert (stored["role"], stored["is_active"]) == ("user", False)
+
+
+async def test_an_admin_deleted_in_flight_deletes_nobody(
+    app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_id, a = await admin_token(app, client, "root.doomed@example.com")
+    _, b = await admin_token(app, client, "root.remover@example.com")
+    victim, _ = await user_token(client, "victim@example.com")
+    resolved, deleted = asyncio.Event(), asyncio.Event()
+    execute = DeleteUser.execute
+
+    async def held(self: DeleteUser, actor: UserDTO, user_id: uuid.UUID) -> None:
+        if actor.id == uuid.UUID(a_id):
+            resolved.set()
+            await deleted.wait()
+        await execute(self, actor, user_id)
+
+    monkeypatch.setattr(DeleteUser, "execute", held)
+
+    async def delete_a() -> Response:
+        await resolved.wait()
+        try:
+            return await delete_user(client, b, a_id)
+        finally:
+            deleted.set()
+
+    attempt, removal = await asyncio.gather(delete_user(client, a, victim["id"]), delete_a())
+
+    assert removal.status_code == 204, removal.text
+    assert_unauthenticated(attempt)
+    assert (await get_user(client, b, victim["id"])).status_code == 200

@@ -128,5 +128,5 @@ async def test_using_it_outside_async_with_raises(clean_engine: AsyncEngine) -> 
         await uow.rollback()
     # Nothing was committed by the refused calls.
     async with uow_for(clean_engine) as fresh:
-        assert await fresh.users.count_active_admins() == 0
+        assert await fresh.users.lock_active_admins() == []
         assert await fresh.users.list_page(10, None, None) == []

@@ -195,7 +195,7 @@ async def test_update_persists_every_change(clean_engine: AsyncEngine) -> None:
     assert fields(stored) == fields(changed)
     assert stored.created_at == T0
     assert stored.updated_at == later(50.000001)
-    assert stored.token_version == 1
+    assert stored.token_version == 2  # the password change and the deactivation
     async with uow_for(clean_engine) as uow:
         assert await uow.users.get_by_email(Email("ann@example.com")) is None
         assert await uow.users.get_by_email(Email("annabel@example.com")) is not None
@@ -261,43 +261,48 @@ async def test_delete_removes_only_that_user(clean_engine: AsyncEngine) -> None:
         await uow.commit()
 
 
-async def test_count_active_admins_counts_only_active_admins(clean_engine: AsyncEngine) -> None:
+async def test_lock_active_admins_names_only_active_admins_in_id_order(
+    clean_engine: AsyncEngine,
+) -> None:
     async with uow_for(clean_engine) as uow:
-        assert await uow.users.count_active_admins() == 0
-    await save(
-        clean_engine,
+        assert await uow.users.lock_active_admins() == []
+    admins = [
         a_user("admin1@example.com", role=Role.ADMIN),
         a_user("admin2@example.com", role=Role.ADMIN),
+    ]
+    await save(
+        clean_engine,
+        *admins,
         a_user("retired@example.com", role=Role.ADMIN, is_active=False),
         a_user("user@example.com", role=Role.USER),
         a_user("gone@example.com", role=Role.USER, is_active=False),
     )
 
     async with uow_for(clean_engine) as uow:
-        assert await uow.users.count_active_admins() == 2
+        assert await uow.users.lock_active_admins() == sorted(a.id for a in admins)
 
 
-async def test_count_active_admins_waits_for_a_concurrent_demotion(
+async def test_lock_active_admins_waits_for_a_concurrent_demotion(
     clean_engine: AsyncEngine,
 ) -> None:
     one = a_user("one@example.com", role=Role.ADMIN)
     two = a_user("two@example.com", role=Role.ADMIN)
     await save(clean_engine, one, two)
 
-    async def count() -> int:
+    async def lock() -> list[ID]:
         async with uow_for(clean_engine) as uow:
-            return await uow.users.count_active_admins()
+            return await uow.users.lock_active_admins()
 
     async with uow_for(clean_engine) as first:
-        assert await first.users.count_active_admins() == 2
+        assert len(await first.users.lock_active_admins()) == 2
         one.change_role(Role.USER, later(1))
         await first.users.update(one)
-        second: asyncio.Task[object] = asyncio.create_task(count())
+        second: asyncio.Task[object] = asyncio.create_task(lock())
         await _blocked_or_done(clean_engine, second)
         await first.commit()
 
-    # Had the second count not waited for the lock, it would have seen two admins.
-    assert await second == 1
+    # Had the second not waited for the lock, it would have seen `one` as an admin.
+    assert await second == [two.id]
 
 
 async def test_get_for_update_returns_the_user(clean_engine: AsyncEngine) -> None:

@@ -75,8 +75,10 @@ class InMemoryUserRepo:
     async def delete(self, user_id: ID) -> None:
         self.rows.pop(user_id, None)
 
-    async def count_active_admins(self) -> int:
-        return sum(1 for u in self.rows.values() if u.is_active_admin)
+    async def lock_active_admins(self) -> list[ID]:
+        admins = sorted(u.id for u in self.rows.values() if u.is_active_admin)
+        self.locked.extend(admins)
+        return admins
 
     async def list_page(
         self, limit: int, after: PageCursor | None, email_prefix: str | None

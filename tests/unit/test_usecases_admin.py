@@ -1,6 +1,7 @@
 """GetUser, ListUsers, AdminUpdateUser and DeleteUser on in-memory fakes."""
 
 import base64
+import dataclasses
 import uuid
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from app.core.exceptions import (
     InvalidCursor,
     InvalidEmail,
     InvalidName,
+    InvalidToken,
     InvalidValue,
     LastActiveAdmin,
     NotEnoughPermissions,
@@ -253,7 +255,8 @@ async def test_admin_update_changes_every_field() -> None:
         False,
     )
     assert uow.committed
-    assert uow.users.locked == [user.id]
+    # The active admins first, in id order, then the target: one lock order.
+    assert uow.users.locked == [admin.id, user.id]
 
 
 async def test_admin_update_leaves_out_fields_unchanged() -> None:
@@ -471,3 +474,70 @@ async def test_an_inactive_admin_can_be_deleted() -> None:
     uow = FakeUoW(users=[admin, dormant])
     await DeleteUser(uow).execute(dto(admin), dormant.id.value)
     assert list(uow.users.rows) == [admin.id]
+
+
+# Authorised where written: the actor as stored when the write happens
+
+
+async def _demoted_meanwhile(how: str) -> tuple[FakeUoW, User, User]:
+    """Two admins; `first` was resolved as an admin, then changed by `how`."""
+    first, second = an_admin("first@example.com"), an_admin("second@example.com")
+    uow = FakeUoW(users=[first, second])
+    stored = uow.users.stored(first.id)
+    if how == "demoted":
+        stored.change_role(Role.USER, T0)
+    elif how == "deactivated":
+        stored.deactivate(T0)
+    else:
+        await uow.users.delete(first.id)
+    return uow, first, second
+
+
+@pytest.mark.parametrize(
+    ("how", "error"),
+    [("demoted", NotEnoughPermissions), ("deactivated", InvalidToken), ("deleted", InvalidToken)],
+)
+async def test_an_admin_changed_in_flight_cannot_update(how: str, error: type[Exception]) -> None:
+    uow, first, second = await _demoted_meanwhile(how)
+    before = [dataclasses.asdict(u) for u in uow.users.rows.values()]
+    for target, changes in (
+        (first, AdminChanges(role="admin", is_active=True)),  # re-promoting itself
+        (second, AdminChanges(role="user")),
+    ):
+        with pytest.raises(error):
+            await AdminUpdateUser(uow, _later()).execute(dto(first), target.id.value, changes)
+    assert not uow.committed
+    assert [dataclasses.asdict(u) for u in uow.users.rows.values()] == before
+    assert uow.users.stored(second.id).is_active_admin
+
+
+@pytest.mark.parametrize(
+    ("how", "error"),
+    [("demoted", NotEnoughPermissions), ("deactivated", InvalidToken), ("deleted", InvalidToken)],
+)
+async def test_an_admin_changed_in_flight_cannot_delete(how: str, error: type[Exception]) -> None:
+    uow, first, second = await _demoted_meanwhile(how)
+    with pytest.raises(error):
+        await DeleteUser(uow).execute(dto(first), second.id.value)
+    assert not uow.committed
+    assert second.id in uow.users.rows
+
+
+async def test_a_user_deactivated_in_flight_cannot_delete_itself() -> None:
+    user = a_user()
+    uow = FakeUoW(users=[user])
+    uow.users.stored(user.id).deactivate(T0)
+    with pytest.raises(InvalidToken):
+        await DeleteUser(uow).execute(dto(user), user.id.value)
+    assert user.id in uow.users.rows
+
+
+async def test_demoting_or_deactivating_ends_the_users_tokens() -> None:
+    admin, other, user = an_admin(), an_admin("other@example.com"), a_user()
+    uow = FakeUoW(users=[admin, other, user])
+    usecase = AdminUpdateUser(uow, _later())
+    await usecase.execute(dto(admin), other.id.value, AdminChanges(role="user"))
+    await usecase.execute(dto(admin), user.id.value, AdminChanges(is_active=False))
+    await usecase.execute(dto(admin), user.id.value, AdminChanges(is_active=True))
+    assert uow.users.stored(other.id).token_version == 1
+    assert uow.users.stored(user.id).token_version == 1  # reactivation brings none back

@@ -129,3 +129,29 @@ def test_is_active_admin() -> None:
     assert not a_user().is_active_admin
     assert not a_user(is_active=False).is_active_admin
     assert not a_user().is_admin
+
+
+def test_deactivation_ends_every_token_and_reactivation_brings_none_back() -> None:
+    user = a_user(is_active=True, token_version=2)
+    user.deactivate(LATER)
+    assert user.token_version == 3
+    user.activate(LATER)
+    assert user.token_version == 3
+    user.deactivate(LATER)  # active again, so this ends its new tokens
+    assert user.token_version == 4
+
+
+def test_deactivating_an_inactive_user_changes_nothing() -> None:
+    user = a_user(is_active=False, token_version=2)
+    user.deactivate(LATER)
+    assert user.token_version == 2
+
+
+def test_demotion_ends_every_token_and_promotion_does_not() -> None:
+    user = a_user(role=Role.USER)
+    user.change_role(Role.ADMIN, LATER)
+    assert user.token_version == 0
+    user.change_role(Role.USER, LATER)
+    assert user.token_version == 1
+    user.change_role(Role.USER, LATER)
+    assert user.token_version == 1

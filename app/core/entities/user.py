@@ -8,9 +8,11 @@ from app.core.value_objects import ID, Email, HashedPassword, Name, Role
 class User:
     """A person with an account. Changed only through its methods, which take `now`.
 
-    `token_version` counts credential changes: an access token carries the
-    version it was issued under, and any other version is revoked. A counter
-    rather than a timestamp, because `iat` has one-second resolution.
+    `token_version` counts what ends every token of the user (a password
+    change, a deactivation, a demotion): an access token carries the version
+    it was issued under, and any other version is revoked, so reactivating or
+    re-promoting a user brings no old token back. A counter rather than a
+    timestamp, because `iat` has one-second resolution.
     """
 
     id: ID
@@ -70,17 +72,20 @@ class User:
     def change_password(self, hashed_password: HashedPassword, now: datetime) -> None:
         """Every token issued before this call stops working."""
         self.hashed_password = hashed_password
-        self.token_version += 1
-        self.updated_at = now
+        self._end_tokens(now)
 
     def rehash_password(self, hashed_password: HashedPassword) -> None:
         """Same secret, stronger hash: tokens stay valid."""
         self.hashed_password = hashed_password
 
     def change_role(self, role: Role, now: datetime) -> None:
+        """A demotion ends every token: the user logs in again as what it is now."""
         if role is not self.role:
+            demoted = self.is_admin
             self.role = role
             self.updated_at = now
+            if demoted:
+                self._end_tokens(now)
 
     def activate(self, now: datetime) -> None:
         if not self.is_active:
@@ -88,6 +93,11 @@ class User:
             self.updated_at = now
 
     def deactivate(self, now: datetime) -> None:
+        """Ends every token for good: reactivation does not bring them back."""
         if self.is_active:
             self.is_active = False
-            self.updated_at = now
+            self._end_tokens(now)
+
+    def _end_tokens(self, now: datetime) -> None:
+        self.token_version += 1
+        self.updated_at = now

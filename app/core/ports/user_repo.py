@@ -28,9 +28,11 @@ class UserRepo(Protocol):
 
     async def delete(self, user_id: ID) -> None: ...
 
-    async def count_active_admins(self) -> int:
-        """Locks the active admins' rows until the unit of work ends, so two
-        concurrent demotions cannot both see a second admin."""
+    async def lock_active_admins(self) -> list[ID]:
+        """The active admins, their rows locked in id order until the unit of
+        work ends. Every admin write takes these locks first, so two concurrent
+        demotions cannot both see a second admin, and an admin demoted while
+        its request was in flight is seen as demoted."""
         ...
 
     async def list_page(

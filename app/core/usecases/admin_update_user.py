@@ -5,15 +5,19 @@ from app.core.audit import audit
 from app.core.dtos import AdminChanges, UserDTO
 from app.core.exceptions import LastActiveAdmin, NotEnoughPermissions, UserNotFound
 from app.core.ports import Clock, UserUnitOfWork
+from app.core.usecases.admin_rights import ensure_still_admin
 from app.core.value_objects import ID, Email, Name, Role
 
 
 class AdminUpdateUser:
     """An admin changes anyone's name, email, role or active flag.
 
-    The new email must be free. The last active admin cannot be demoted or
-    deactivated: the active admins are locked while this is checked, so two
-    admins demoting each other at once cannot both succeed.
+    The new email must be free. The actor's rights and the last-admin rule are
+    decided inside the write's transaction, on the active admins' rows locked
+    before the target's: an admin demoted or deactivated while its request was
+    in flight changes nothing, and two admins demoting each other at once
+    cannot both succeed (nor deadlock: one lock order). A demotion or a
+    deactivation ends the user's tokens.
     """
 
     def __init__(self, uow: UserUnitOfWork, clock: Clock) -> None:
@@ -21,16 +25,13 @@ class AdminUpdateUser:
 
     async def execute(self, actor: UserDTO, user_id: uuid.UUID, changes: AdminChanges) -> UserDTO:
         if not actor.is_admin:
-            raise NotEnoughPermissions()
+            raise NotEnoughPermissions()  # spares a transaction; decided again inside it
         name = Name(changes.name) if changes.name is not None else None
         email = Email(changes.email) if changes.email is not None else None
         role = Role.parse(changes.role) if changes.role is not None else None
-        may_remove_admin = role is Role.USER or changes.is_active is False
         async with self._uow as uow:
-            # The active admins are locked before the target row, as in
-            # DeleteUser: one lock order, so two admins demoting each other
-            # cannot deadlock.
-            active_admins = await uow.users.count_active_admins() if may_remove_admin else 0
+            active_admins = await uow.users.lock_active_admins()
+            await ensure_still_admin(uow.users, ID(actor.id), active_admins)
             user = await uow.users.get_for_update(ID(user_id))
             if user is None:
                 raise UserNotFound()
@@ -47,8 +48,7 @@ class AdminUpdateUser:
                 user.activate(now)
             elif changes.is_active is False:
                 user.deactivate(now)
-            losing_admin = was_active_admin and not user.is_active_admin
-            if losing_admin and active_admins <= 1:
+            if was_active_admin and not user.is_active_admin and len(active_admins) <= 1:
                 raise LastActiveAdmin()
             await uow.users.update(user)
             await uow.commit()

@@ -18,8 +18,8 @@ class UpdateProfile:
         email = Email(changes.email) if changes.email is not None else None
         async with self._uow as uow:
             user = await uow.users.get_for_update(ID(actor.id))
-            if user is None:
-                raise InvalidToken()  # deleted since its token was resolved
+            if user is None or not user.is_active:
+                raise InvalidToken()  # deleted or deactivated since its token was resolved
             now = self._clock.now()
             if name is not None:
                 user.rename(name, now)

@@ -55,15 +55,16 @@ class SqlUserRepo:
     async def delete(self, user_id: ID) -> None:
         await self._session.execute(delete(UserRow).where(_T.id == user_id.value))
 
-    async def count_active_admins(self) -> int:
-        locked = (
+    async def lock_active_admins(self) -> list[ID]:
+        # On PostgreSQL a row changed by a transaction we waited for is checked
+        # again against the WHERE clause: a just-demoted admin is left out.
+        ids = await self._session.scalars(
             select(_T.id)
             .where(_T.role == Role.ADMIN.value, _T.is_active.is_(True))
             .order_by(_T.id)  # one lock order across transactions
             .with_for_update()
-            .subquery()
         )
-        return await self._session.scalar(select(func.count()).select_from(locked)) or 0
+        return [ID(user_id) for user_id in ids]
 
     async def list_page(
         self, limit: int, after: PageCursor | None, email_prefix: str | None
