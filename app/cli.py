@@ -13,7 +13,7 @@ from app.core.dtos import RegisterInput, UserDTO
 from app.core.exceptions import DomainError
 from app.core.usecases.create_admin import CreateAdmin
 from app.infra.clock import SystemClock
-from app.infra.db.engine import create_engine, create_sessionmaker
+from app.infra.db.engine import DatabaseUnavailable, create_engine, create_sessionmaker
 from app.infra.db.unit_of_work import SqlUserUnitOfWork
 from app.infra.security.bcrypt_hasher import BcryptPasswordHasher
 
@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (OperationalError, ProgrammingError) as exc:
         print(f"error: database not ready ({exc.orig}); run `make migrate` first", file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as exc:
+        print(f"error: database unavailable ({exc}); is it running?", file=sys.stderr)
         return 1
     print(f"Created admin {user.email}")
     print(user.id)

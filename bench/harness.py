@@ -64,13 +64,13 @@ class Bench:
             threads=min(self.options.threads, connections),
         )
 
-    def login_load(self, server: Server, account: Account, connections: int) -> Load:
+    def login_load(self, server: Server, accounts: list[Account], connections: int) -> Load:
         return Load(
             url=server.url + "/auth/token",
             script=LOGIN,
             connections=connections,
             duration_s=self.options.duration_s,
-            script_env={"BENCH_FORM_BODY": account.login_form},
+            script_env={"BENCH_FORM_BODIES": "\n".join(a.login_form for a in accounts)},
             threads=min(self.options.threads, connections),
         )
 

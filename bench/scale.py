@@ -102,7 +102,7 @@ def build_probes(
     first_page = _page_path(bench.options.page_size)
     deep_page = _deep_page_path(service, admin, bench.options.page_size, position)
     return [
-        Probe("login", bench.login_load(service, user, connections)),
+        Probe("login", bench.login_load(service, [user], connections)),
         Probe("me", bench.get_load(service, "/users/me", user, connections)),
         Probe("list_first_page", bench.get_load(service, first_page, admin, connections)),
         Probe("list_deep_page", bench.get_load(service, deep_page, admin, connections)),

@@ -42,6 +42,12 @@ def run_standard(bench: Bench) -> dict[str, Any]:
     database = fresh_database(bench.workdir)
     service = bench.start_service(database)
     account = register(service.url, "Bench User", *new_credentials("bench"))
+    # One account per login connection: logins of one account are checked one
+    # at a time (the lockout's rule), so a storm on one account would measure that.
+    login_accounts = [account] + [
+        register(service.url, "Bench User", *new_credentials("bench"))
+        for _ in range(options.login_connections - 1)
+    ]
     ceiling = start_ceiling(bench, account)
     print(f"service pid {service.pid} on {service.url}, ceiling pid {ceiling.pid} on {ceiling.url}")
 
@@ -57,13 +63,15 @@ def run_standard(bench: Bench) -> dict[str, Any]:
     # No warm-up: it would leave a queue of logins to drain, and the set-up
     # already went through the whole login path once.
     login = bench.measure(
-        service, bench.login_load(service, account, options.login_connections), warm_up=False
+        service,
+        bench.login_load(service, login_accounts, options.login_connections),
+        warm_up=False,
     )
     print(f"GET /users/me during a login storm ({options.duration_s}s) ...")
-    me_storm, storm = measure_under_login(bench, service, account)
+    me_storm, storm = measure_under_login(bench, service, account, login_accounts)
 
     rss_kib = {s.name: s.peak_rss_kib() for s in (service, ceiling)}
-    cleaned = delete_me(service.url, account.token)
+    cleaned = all([delete_me(service.url, a.token) for a in login_accounts])
     runs = {
         "ceiling_me": ceiling_me,
         "me": me,
@@ -97,7 +105,7 @@ def start_ceiling(bench: Bench, account: Account) -> Server:
 
 
 def measure_under_login(
-    bench: Bench, service: Server, account: Account
+    bench: Bench, service: Server, account: Account, login_accounts: list[Account]
 ) -> tuple[WrkResult, WrkResult]:
     """GET /users/me while a login storm keeps the hashing pool full; both wrks on the load core.
 
@@ -106,7 +114,7 @@ def measure_under_login(
     options = bench.options
     lead = options.storm_lead_s
     storm_load = replace(
-        bench.login_load(service, account, options.login_connections),
+        bench.login_load(service, login_accounts, options.login_connections),
         duration_s=lead + options.duration_s + 1,
     )
     me = me_load(bench, service, account)

@@ -102,6 +102,12 @@ def database_url(
 
 
 @pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty, migrated SQLite database of its own."""
+    yield from _migrated(iter([f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db')}/own.db"]))
+
+
+@pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """An empty, migrated PostgreSQL database, for what only a server shows
     (several processes on one database); the same CI=true rule applies."""

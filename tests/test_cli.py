@@ -116,6 +116,20 @@ async def test_an_unmigrated_database_asks_for_make_migrate(
     assert "run `make migrate` first" in capsys.readouterr().err
 
 
+async def test_an_unreachable_database_is_one_line_not_a_traceback(
+    cli_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Nothing listens on port 1.
+    monkeypatch.setenv("DB_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/test")
+
+    assert await run_cli("--email", "root@example.com", "--name", "Root") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: database unavailable"), err
+    assert "Traceback" not in err
+
+
 def test_without_admin_password_and_no_terminal_it_refuses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -372,6 +372,51 @@ async def test_concurrent_failures_are_all_counted(client_with: ClientFactory) -
         assert_locked(await token_response(client, ANN), 900)
 
 
+async def test_a_burst_of_wrong_passwords_checks_at_most_the_limit(
+    client_with: ClientFactory,
+) -> None:
+    async with client_with(LOGIN_MAX_FAILURES=5) as client:
+        await register(client)
+        responses = await asyncio.gather(
+            *(token_response(client, ANN, "not-the-password") for _ in range(50))
+        )
+        statuses = [r.status_code for r in responses]
+        # A 400 is a password that was checked; the rest were refused unchecked.
+        assert statuses.count(400) == 5, statuses
+        assert statuses.count(429) == 45, statuses
+
+        assert_locked(await token_response(client, ANN), 900)  # the right one, after
+
+
+async def test_the_right_password_inside_a_burst_past_the_limit_is_refused(
+    client_with: ClientFactory,
+) -> None:
+    async with client_with(LOGIN_MAX_FAILURES=5) as client:
+        await register(client)
+        burst = [
+            asyncio.create_task(token_response(client, ANN, "not-the-password")) for _ in range(50)
+        ]
+        # Once five have answered, five attempts were counted: the limit.
+        for answered, done in enumerate(asyncio.as_completed(burst), start=1):
+            await done
+            if answered == 5:
+                break
+        right = await token_response(client, ANN)
+        statuses = [r.status_code for r in await asyncio.gather(*burst)]
+
+        assert_locked(right, 900)
+        assert statuses.count(400) == 5, statuses
+
+
+async def test_simultaneous_right_logins_of_one_account_all_succeed(
+    client_with: ClientFactory,
+) -> None:
+    async with client_with(LOGIN_MAX_FAILURES=2) as client:
+        await register(client)
+        responses = await asyncio.gather(*(token_response(client, ANN) for _ in range(10)))
+        assert [r.status_code for r in responses] == [200] * 10
+
+
 async def test_usernames_that_are_not_emails_are_not_counted(client_with: ClientFactory) -> None:
     async with client_with(LOGIN_MAX_FAILURES=2) as client:
         for _ in range(3):

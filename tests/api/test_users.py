@@ -10,6 +10,7 @@ import pytest
 from httpx import AsyncClient, Response
 from jose import jwt
 
+from app.config import Settings
 from tests.api.helpers import (
     PASSWORD,
     assert_detail,
@@ -461,3 +462,35 @@ async def test_delete_me_without_token_is_401(client: AsyncClient) -> None:
     response = await client.delete("/users/me")
     assert_detail(response, 401)
     assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+# Guessing the current password (a stolen token must not become a takeover)
+
+
+async def test_wrong_current_passwords_lock_the_change_and_the_login(
+    client: AsyncClient, settings: Settings
+) -> None:
+    _, token = await user_token(client)
+    for _ in range(settings.LOGIN_MAX_FAILURES):
+        assert_detail(await change_password(client, token, current="a-wrong-guess-1"), 400)
+
+    locked = await change_password(client, token)  # the right one, once locked
+    assert_detail(locked, 429)
+    assert 1 <= int(locked.headers["Retry-After"]) <= settings.LOGIN_LOCKOUT_SECONDS
+    login_attempt = await token_response(client, "ann@example.com")
+    assert login_attempt.status_code == 429
+    assert login_attempt.json()["error"] == "temporarily_unavailable"
+    # Nothing changed: the token still works, the old password is still the one.
+    assert (await client.get("/users/me", headers=bearer(token))).status_code == 200
+
+
+async def test_a_burst_of_wrong_current_passwords_checks_at_most_the_limit(
+    client: AsyncClient, settings: Settings
+) -> None:
+    _, token = await user_token(client)
+    responses = await asyncio.gather(
+        *(change_password(client, token, current=f"a-wrong-guess-{i}") for i in range(30))
+    )
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(400) == settings.LOGIN_MAX_FAILURES, statuses
+    assert statuses.count(429) == 30 - settings.LOGIN_MAX_FAILURES, statuses

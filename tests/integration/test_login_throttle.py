@@ -1,43 +1,207 @@
-"""SqlLoginThrottle: failure counters in the database, shared by every process."""
+"""The LoginThrottle rule, run alike against the in-memory fake and the SQL
+adapter on SQLite and PostgreSQL; then what only the adapter has (rows,
+purging, several processes, attempts arriving at once)."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.ports import LoginThrottle
 from app.infra.db.engine import create_engine, create_sessionmaker
 from app.infra.db.login_throttle import SqlLoginThrottle
-from tests.conftest import make_settings
+from tests.conftest import make_settings, truncate
+from tests.unit.fakes import FakeClock, FakeThrottle
 
-MAX_FAILURES = 3
+MAX = 3
 LOCKOUT = 60
-ANN = "ann@example.com"
+ANN, BOB = "ann@example.com", "bob@example.com"
+
+MakeThrottle = Callable[..., LoginThrottle]
 
 
-class FakeClock:
-    """Stands still until a test moves it."""
-
-    def __init__(self, now: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
 
 
-def throttle(
-    engine: AsyncEngine,
-    clock: FakeClock,
-    max_failures: int = MAX_FAILURES,
-    lockout: int = LOCKOUT,
-) -> SqlLoginThrottle:
-    return SqlLoginThrottle(create_sessionmaker(engine), clock, max_failures, lockout)
+@pytest.fixture(params=["fake", "sqlite", "postgres"])
+def implementation(request: pytest.FixtureRequest) -> str | None:
+    """None for the fake, else the URL of a migrated database."""
+    if request.param == "fake":
+        return None
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
 
 
-async def failures(engine: AsyncEngine, username: str = ANN) -> int | None:
+@pytest.fixture
+async def make(implementation: str | None, clock: FakeClock) -> AsyncIterator[MakeThrottle]:
+    """Builds throttles of one implementation: `make(max_failures=, lockout=)`."""
+    if implementation is None:
+        yield lambda max_failures=MAX, lockout=LOCKOUT: FakeThrottle(clock, max_failures, lockout)
+        return
+    url = implementation
+    engine = create_engine(make_settings(url))
+    await truncate(engine)
+    sessionmaker = create_sessionmaker(engine)
+    yield lambda max_failures=MAX, lockout=LOCKOUT: SqlLoginThrottle(
+        sessionmaker, clock, max_failures, lockout
+    )
+    await engine.dispose()
+
+
+async def attempts(throttle: LoginThrottle, times: int, username: str = ANN) -> list[int | None]:
+    return [await throttle.reserve(username) for _ in range(times)]
+
+
+# The rule (app/core/ports/login_throttle.py), for every implementation
+
+
+async def test_the_first_attempts_up_to_the_limit_are_allowed(make: MakeThrottle) -> None:
+    assert await attempts(make(), MAX) == [None] * MAX
+
+
+async def test_the_limit_locks_for_the_lockout_from_the_last_attempt(
+    make: MakeThrottle, clock: FakeClock
+) -> None:
+    throttle = make()
+    await attempts(throttle, MAX - 1)
+    clock.advance(10)
+    assert await throttle.reserve(ANN) is None  # the M-th is checked, and locks
+
+    assert await throttle.reserve(ANN) == LOCKOUT
+    clock.advance(20)
+    assert await throttle.reserve(ANN) == LOCKOUT - 20
+    clock.advance(0.5)  # partial seconds round up
+    assert await throttle.reserve(ANN) == LOCKOUT - 20
+
+
+async def test_refused_attempts_do_not_extend_the_lock(
+    make: MakeThrottle, clock: FakeClock
+) -> None:
+    throttle = make()
+    await attempts(throttle, MAX)
+    for _ in range(5):
+        clock.advance(LOCKOUT / 10)
+        await throttle.reserve(ANN)
+    clock.advance(LOCKOUT / 2 - 0.25)
+    assert await throttle.reserve(ANN) == 1  # never 0
+    clock.advance(0.25)
+    assert await throttle.reserve(ANN) is None
+
+
+async def test_the_window_is_fixed_from_its_first_attempt(
+    make: MakeThrottle, clock: FakeClock
+) -> None:
+    # At 0, 50 and 59 s with 3 per 60 s: locked until 119 s (a sliding window
+    # would unlock at 60 s, one second later).
+    throttle = make()
+    for moment in (0, 50, 9):
+        clock.advance(moment)
+        assert await throttle.reserve(ANN) is None
+    assert await throttle.reserve(ANN) == LOCKOUT
+
+
+async def test_attempts_spread_beyond_the_window_do_not_lock(
+    make: MakeThrottle, clock: FakeClock
+) -> None:
+    throttle = make()
+    for step in (0, 30, 30):  # the third comes as the first window ends
+        clock.advance(step)
+        assert await throttle.reserve(ANN) is None
+    clock.advance(10)
+    assert await throttle.reserve(ANN) is None
+    clock.advance(10)
+    assert await throttle.reserve(ANN) is None  # three within the window opened at 60 s
+    assert await throttle.reserve(ANN) == LOCKOUT
+
+
+async def test_after_the_lock_a_new_window_opens(make: MakeThrottle, clock: FakeClock) -> None:
+    throttle = make()
+    await attempts(throttle, MAX + 2)
+    clock.advance(LOCKOUT)
+    assert await attempts(throttle, MAX) == [None] * MAX
+    assert await throttle.reserve(ANN) == LOCKOUT
+
+
+async def test_reset_forgets_the_count_and_lifts_the_lock(make: MakeThrottle) -> None:
+    throttle = make()
+    await attempts(throttle, MAX + 1)
+    await attempts(throttle, MAX, BOB)
+
+    await throttle.reset(ANN)
+
+    assert await attempts(throttle, MAX) == [None] * MAX
+    assert await throttle.reserve(BOB) == LOCKOUT  # only that username was reset
+    await throttle.reset("nobody@example.com")  # unknown usernames are no error
+
+
+async def test_release_gives_an_unchecked_attempt_back(make: MakeThrottle) -> None:
+    throttle = make()
+    await attempts(throttle, MAX)  # the last one locked
+    await throttle.release(ANN)  # ... but was never checked
+
+    assert await throttle.reserve(ANN) is None
+    assert await throttle.reserve(ANN) == LOCKOUT
+    await throttle.release("nobody@example.com")  # nothing to give back is no error
+
+
+async def test_usernames_are_counted_apart(make: MakeThrottle) -> None:
+    throttle = make()
+    await attempts(throttle, MAX - 1)
+    await attempts(throttle, MAX - 1, BOB)
+    assert await throttle.reserve(ANN) is None
+    assert await throttle.reserve(BOB) is None
+
+
+async def test_a_limit_of_one_checks_one_attempt_per_window(
+    make: MakeThrottle, clock: FakeClock
+) -> None:
+    throttle = make(max_failures=1)
+    assert await throttle.reserve(ANN) is None
+    assert await throttle.reserve(ANN) == LOCKOUT
+    clock.advance(LOCKOUT)
+    assert await throttle.reserve(ANN) is None
+    assert await throttle.reserve(ANN) == LOCKOUT
+
+
+async def test_a_burst_at_once_allows_exactly_the_limit(make: MakeThrottle) -> None:
+    throttle = make()
+    results = await asyncio.gather(*(throttle.reserve(ANN) for _ in range(50)))
+    assert results.count(None) == MAX
+    assert all(r == LOCKOUT for r in results if r is not None)
+
+
+async def test_attempts_for_one_username_run_one_at_a_time(make: MakeThrottle) -> None:
+    throttle, inside, most = make(), 0, 0
+
+    async def attempt(username: str) -> None:
+        nonlocal inside, most
+        async with throttle.one_at_a_time(username):
+            inside += 1
+            most = max(most, inside)
+            await throttle.reserve(username)  # a real await: others run meanwhile
+            await asyncio.sleep(0)
+            inside -= 1
+
+    await asyncio.gather(*(attempt(ANN) for _ in range(5)))
+    assert most == 1
+    await asyncio.gather(*(attempt(f"user{n}@example.com") for n in range(5)))
+    assert most > 1  # other usernames do not wait
+
+
+# The SQL adapter only
+
+
+@pytest.fixture
+def sql_throttle(clean_engine: AsyncEngine, clock: FakeClock) -> SqlLoginThrottle:
+    return SqlLoginThrottle(create_sessionmaker(clean_engine), clock, MAX, LOCKOUT)
+
+
+async def counted(engine: AsyncEngine, username: str = ANN) -> int | None:
     async with engine.connect() as connection:
         count: int | None = await connection.scalar(
             text("SELECT failures FROM login_attempts WHERE username = :u"), {"u": username}
@@ -45,201 +209,67 @@ async def failures(engine: AsyncEngine, username: str = ANN) -> int | None:
     return count
 
 
-async def fail(limiter: SqlLoginThrottle, times: int, username: str = ANN) -> None:
-    for _ in range(times):
-        await limiter.record_failure(username)
+async def test_a_reset_deletes_the_row(
+    sql_throttle: SqlLoginThrottle, clean_engine: AsyncEngine
+) -> None:
+    await attempts(sql_throttle, 2)
+    assert await counted(clean_engine) == 2
+    await sql_throttle.reset(ANN)
+    assert await counted(clean_engine) is None
 
 
-async def test_nobody_is_locked_initially(clean_engine: AsyncEngine) -> None:
-    limiter = throttle(clean_engine, FakeClock())
-
-    assert await limiter.retry_after(ANN) is None
-    assert await failures(clean_engine) is None
-
-
-async def test_locks_after_max_failures_for_the_lockout(clean_engine: AsyncEngine) -> None:
-    clock = FakeClock()
-    limiter = throttle(clean_engine, clock)
-
-    await fail(limiter, MAX_FAILURES - 1)
-    assert await limiter.retry_after(ANN) is None
-    await limiter.record_failure(ANN)
-
-    assert await limiter.retry_after(ANN) == LOCKOUT
-    clock.advance(20)
-    assert await limiter.retry_after(ANN) == LOCKOUT - 20
-    clock.advance(0.5)  # partial seconds round up
-    assert await limiter.retry_after(ANN) == LOCKOUT - 20
-
-
-async def test_the_lock_ends_when_the_lockout_passes(clean_engine: AsyncEngine) -> None:
-    clock = FakeClock()
-    limiter = throttle(clean_engine, clock)
-    await fail(limiter, MAX_FAILURES)
-
-    clock.advance(LOCKOUT - 0.25)
-    assert await limiter.retry_after(ANN) == 1
-    clock.advance(0.25)
-    assert await limiter.retry_after(ANN) is None
-    clock.advance(3600)
-    assert await limiter.retry_after(ANN) is None
-
-    # The next failure starts a new count rather than locking again.
-    await limiter.record_failure(ANN)
-    assert await limiter.retry_after(ANN) is None
-    assert await failures(clean_engine) == 1
-
-
-async def test_failures_spread_beyond_the_window_do_not_lock(clean_engine: AsyncEngine) -> None:
-    clock = FakeClock()
-    limiter = throttle(clean_engine, clock)
-
-    for step in (0, 30, 31):  # the third failure comes 61 s after the first
-        clock.advance(step)
-        await limiter.record_failure(ANN)
-        assert await limiter.retry_after(ANN) is None
-    assert await failures(clean_engine) == 1  # the window restarted at the third
-
-    clock.advance(10)
-    await limiter.record_failure(ANN)
-    assert await limiter.retry_after(ANN) is None
-    clock.advance(10)
-    await limiter.record_failure(ANN)  # three within the new window
-    assert await limiter.retry_after(ANN) == LOCKOUT
-
-
-async def test_a_window_of_exactly_the_lockout_has_expired(clean_engine: AsyncEngine) -> None:
-    clock = FakeClock()
-    limiter = throttle(clean_engine, clock)
-
-    await fail(limiter, MAX_FAILURES - 1)
-    clock.advance(LOCKOUT)
-    await limiter.record_failure(ANN)
-
-    assert await limiter.retry_after(ANN) is None
-    assert await failures(clean_engine) == 1
-
-
-async def test_reset_clears_the_count_and_the_lock(clean_engine: AsyncEngine) -> None:
-    limiter = throttle(clean_engine, FakeClock())
-    await fail(limiter, MAX_FAILURES)
-    await fail(limiter, MAX_FAILURES, "bob@example.com")
-
-    await limiter.reset(ANN)
-
-    assert await limiter.retry_after(ANN) is None
-    assert await failures(clean_engine) is None
-    await fail(limiter, MAX_FAILURES - 1)
-    assert await limiter.retry_after(ANN) is None
-    # Only that username was reset.
-    assert await limiter.retry_after("bob@example.com") == LOCKOUT
-    await limiter.reset("nobody@example.com")  # unknown usernames are no error
-
-
-async def test_usernames_are_counted_apart(clean_engine: AsyncEngine) -> None:
-    limiter = throttle(clean_engine, FakeClock())
-
-    await fail(limiter, MAX_FAILURES - 1)
-    await fail(limiter, MAX_FAILURES - 1, "bob@example.com")
-
-    assert await limiter.retry_after(ANN) is None
-    assert await limiter.retry_after("bob@example.com") is None
-    assert await failures(clean_engine) == MAX_FAILURES - 1
-
-
-async def test_a_limit_of_one_locks_at_the_first_failure(clean_engine: AsyncEngine) -> None:
-    clock = FakeClock()
-    limiter = throttle(clean_engine, clock, max_failures=1)
-
-    await limiter.record_failure(ANN)
-    assert await limiter.retry_after(ANN) == LOCKOUT
-
-    clock.advance(LOCKOUT)
-    assert await limiter.retry_after(ANN) is None
-    await limiter.record_failure(ANN)
-    assert await limiter.retry_after(ANN) == LOCKOUT
-
-
-async def test_concurrent_failures_are_all_counted(clean_engine: AsyncEngine) -> None:
-    limiter = throttle(clean_engine, FakeClock(), max_failures=100)
-
-    await asyncio.gather(*(limiter.record_failure(ANN) for _ in range(20)))
-
-    assert await failures(clean_engine) == 20
-    assert await limiter.retry_after(ANN) is None
-
-
-async def test_concurrent_failures_past_the_limit_lock(clean_engine: AsyncEngine) -> None:
-    limiter = throttle(clean_engine, FakeClock())
-
-    await asyncio.gather(*(limiter.record_failure(ANN) for _ in range(20)))
-
-    assert await failures(clean_engine) == 20
-    assert await limiter.retry_after(ANN) == LOCKOUT
-
-
-async def test_two_processes_share_the_count(database_url: str, clean_engine: AsyncEngine) -> None:
-    # Two engines, two pools: what two app processes on one database would have.
-    first_engine = create_engine(make_settings(database_url))
-    second_engine = create_engine(make_settings(database_url))
-    clock = FakeClock()
+async def test_two_processes_check_at_most_the_limit_together(
+    database_url: str, clean_engine: AsyncEngine, clock: FakeClock
+) -> None:
+    # Two engines, two pools: what two app processes on one database have.
+    engines = [create_engine(make_settings(database_url)) for _ in range(2)]
     try:
-        first = throttle(first_engine, clock, max_failures=4)
-        second = throttle(second_engine, clock, max_failures=4)
-
-        for limiter in (first, second, first):
-            await limiter.record_failure(ANN)
-        assert await second.retry_after(ANN) is None
-        await second.record_failure(ANN)
-        assert await first.retry_after(ANN) == LOCKOUT
-        assert await second.retry_after(ANN) == LOCKOUT
+        first, second = (
+            SqlLoginThrottle(create_sessionmaker(e), clock, MAX, LOCKOUT) for e in engines
+        )
+        results = await asyncio.gather(
+            *(throttle.reserve(ANN) for _ in range(25) for throttle in (first, second))
+        )
+        assert results.count(None) == MAX
+        assert await counted(clean_engine) == 50
 
         await first.reset(ANN)
-        assert await second.retry_after(ANN) is None
-        await asyncio.gather(
-            *(limiter.record_failure(ANN) for limiter in (first, second) for _ in range(10))
-        )
-        assert await failures(clean_engine) == 20
+        assert await second.reserve(ANN) is None
     finally:
-        await first_engine.dispose()
-        await second_engine.dispose()
-
-
-# Purging counters that no longer count
+        for engine in engines:
+            await engine.dispose()
 
 
 async def test_purge_deletes_only_counters_whose_window_and_lock_are_over(
-    clean_engine: AsyncEngine,
+    sql_throttle: SqlLoginThrottle, clean_engine: AsyncEngine, clock: FakeClock
 ) -> None:
-    clock = FakeClock()
-    limiter = throttle(clean_engine, clock)
-    await fail(limiter, MAX_FAILURES, "locked@example.com")  # locked for LOCKOUT from now
-    await fail(limiter, 1, "old@example.com")
+    await attempts(sql_throttle, MAX, "locked@example.com")  # locked for LOCKOUT from now
+    await attempts(sql_throttle, 1, "old@example.com")
     clock.advance(LOCKOUT - 1)
-    await fail(limiter, 1, "recent@example.com")
+    await attempts(sql_throttle, 1, "recent@example.com")
 
-    assert await limiter.purge_expired() == 0  # every window still open
+    assert await sql_throttle.purge_expired() == 0  # every window still open
     clock.advance(1)
-    assert await limiter.purge_expired() == 2  # old's window and locked's lock just ended
-    assert await failures(clean_engine, "old@example.com") is None
-    assert await failures(clean_engine, "locked@example.com") is None
-    assert await failures(clean_engine, "recent@example.com") == 1
-    assert await limiter.retry_after("locked@example.com") is None
+    assert await sql_throttle.purge_expired() == 2  # old's window and locked's lock just ended
+    assert await counted(clean_engine, "old@example.com") is None
+    assert await counted(clean_engine, "locked@example.com") is None
+    assert await counted(clean_engine, "recent@example.com") == 1
+    assert await sql_throttle.reserve("locked@example.com") is None
 
 
-async def test_a_failure_after_a_purge_starts_a_new_window(clean_engine: AsyncEngine) -> None:
-    clock = FakeClock()
-    limiter = throttle(clean_engine, clock)
-    await fail(limiter, MAX_FAILURES - 1)
+async def test_an_attempt_after_a_purge_opens_a_new_window(
+    sql_throttle: SqlLoginThrottle, clean_engine: AsyncEngine, clock: FakeClock
+) -> None:
+    await attempts(sql_throttle, MAX - 1)
     clock.advance(LOCKOUT)
-    await limiter.purge_expired()
-    await fail(limiter, 1)
-    assert await failures(clean_engine) == 1
-    assert await limiter.retry_after(ANN) is None
+    await sql_throttle.purge_expired()
+    await attempts(sql_throttle, 1)
+    assert await counted(clean_engine) == 1
 
 
-async def test_purging_runs_periodically_and_survives_failures(clean_engine: AsyncEngine) -> None:
-    limiter = throttle(clean_engine, FakeClock())
+async def test_purging_runs_periodically_and_survives_failures(
+    sql_throttle: SqlLoginThrottle,
+) -> None:
     calls = 0
     third_purge = asyncio.Event()
 
@@ -252,8 +282,8 @@ async def test_purging_runs_periodically_and_survives_failures(clean_engine: Asy
             third_purge.set()
         return 0
 
-    limiter.purge_expired = flaky_purge  # type: ignore[method-assign]
-    task = asyncio.create_task(limiter.purge_periodically(0.01))
+    sql_throttle.purge_expired = flaky_purge  # type: ignore[method-assign]
+    task = asyncio.create_task(sql_throttle.purge_periodically(0.01))
     try:
         # The first purge failed; the loop went on.
         await asyncio.wait_for(third_purge.wait(), 5)

@@ -120,8 +120,8 @@ async def test_the_migrated_schema_serves_the_repositories(empty_url: str) -> No
         assert stored is not None
         assert fields(stored) == fields(user)
         limiter = SqlLoginThrottle(create_sessionmaker(engine), SystemClock(), 1, 3600)
-        await limiter.record_failure("ann@example.com")
-        assert await limiter.retry_after("ann@example.com") is not None
+        assert await limiter.reserve("ann@example.com") is None
+        assert await limiter.reserve("ann@example.com") is not None
     finally:
         await engine.dispose()
 

@@ -175,6 +175,33 @@ async def test_login_lockout_counts_failures_from_both_processes(
         assert 0 < int(response.headers["Retry-After"]) <= LOCKOUT_SECONDS
 
 
+async def test_a_burst_split_across_processes_checks_at_most_the_limit(
+    clients: list[httpx.AsyncClient],
+) -> None:
+    email = "burst@example.com"
+    assert (await register(clients[0], email)).status_code == 201
+    burst = [
+        asyncio.create_task(token_response(clients[n % 2], email, "wrong-password-guess"))
+        for n in range(50)
+    ]
+    # Once MAX_FAILURES have answered, that many attempts were counted: the
+    # right password, sent now while the rest is in flight, is past the limit.
+    for answered, done in enumerate(asyncio.as_completed(burst), start=1):
+        await done
+        if answered == MAX_FAILURES:
+            break
+    right = await asyncio.gather(*(token_response(c, email, PASSWORD) for c in clients))
+    responses = await asyncio.gather(*burst)
+
+    assert_no_server_errors(responses)
+    statuses = Counter(r.status_code for r in responses)
+    # A 400 is a password that was checked; the rest were refused unchecked.
+    assert statuses == {400: MAX_FAILURES, 429: 50 - MAX_FAILURES}, describe(responses)
+    for response in right:
+        assert response.status_code == 429, response.text
+        assert response.json()["error"] == "temporarily_unavailable"
+
+
 async def test_tokens_work_across_processes_and_a_password_change_revokes_them_on_both(
     clients: list[httpx.AsyncClient],
 ) -> None:

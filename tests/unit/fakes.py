@@ -3,6 +3,7 @@
 import dataclasses
 import math
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
@@ -12,6 +13,7 @@ from app.core.entities import User
 from app.core.exceptions import EmailTaken, InvalidToken
 from app.core.value_objects import ID, Email, HashedPassword, Name, Password, Role
 from app.core.value_objects.page_cursor import PageCursor
+from app.infra.keyed_lock import KeyedLock
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 PASSWORD = "correct-horse-9"
@@ -182,37 +184,63 @@ class FakeClock:
         return self._now
 
 
+@dataclasses.dataclass
+class _Counter:
+    count: int
+    window_start: float  # epoch seconds
+    locked_until: float | None = None
+
+
 class FakeThrottle:
-    """Locks a username for `lockout_seconds` once it has `max_failures` recent failures."""
+    """The LoginThrottle rule (see its docstring) in memory; the behaviour cases
+    in tests/integration/test_login_throttle.py hold it to the SQL adapter."""
 
     def __init__(
         self, clock: FakeClock | None = None, max_failures: int = 5, lockout_seconds: int = 900
     ) -> None:
         self.clock = clock or FakeClock()
         self.max_failures, self.lockout_seconds = max_failures, lockout_seconds
-        self.failures: dict[str, list[datetime]] = {}
+        self.counters: dict[str, _Counter] = {}
         self.resets: list[str] = []
+        self.in_flight = KeyedLock()
+
+    def one_at_a_time(self, username: str) -> AbstractAsyncContextManager[None]:
+        return self.in_flight.hold(username)
 
     def failure_count(self, username: str) -> int:
-        return len(self._recent(username))
+        """Attempts counted in the open window (refused ones included)."""
+        counter = self.counters.get(username)
+        if counter is None or self._window_over(counter, self.clock.now().timestamp()):
+            return 0
+        return counter.count
 
-    async def retry_after(self, username: str) -> int | None:
-        recent = self._recent(username)
-        if len(recent) < self.max_failures:
+    async def reserve(self, username: str) -> int | None:
+        now = self.clock.now().timestamp()
+        counter = self.counters.get(username)
+        locked = counter is not None and (counter.locked_until or 0) > now
+        if counter is None or (self._window_over(counter, now) and not locked):
+            counter = self.counters[username] = _Counter(count=0, window_start=now)
+        counter.count += 1
+        if not locked and counter.count >= self.max_failures:
+            counter.locked_until = now + self.lockout_seconds
+        if counter.count <= self.max_failures:
             return None
-        unlock = recent[-self.max_failures] + timedelta(seconds=self.lockout_seconds)
-        return max(1, math.ceil((unlock - self.clock.now()).total_seconds()))
+        assert counter.locked_until is not None
+        return max(1, math.ceil(counter.locked_until - now))
 
-    async def record_failure(self, username: str) -> None:
-        self.failures.setdefault(username, []).append(self.clock.now())
+    async def release(self, username: str) -> None:
+        counter = self.counters.get(username)
+        if counter is not None and counter.count > 0:
+            if counter.count <= self.max_failures:
+                counter.locked_until = None
+            counter.count -= 1
 
     async def reset(self, username: str) -> None:
         self.resets.append(username)
-        self.failures.pop(username, None)
+        self.counters.pop(username, None)
 
-    def _recent(self, username: str) -> list[datetime]:
-        since = self.clock.now() - timedelta(seconds=self.lockout_seconds)
-        return [t for t in self.failures.get(username, []) if t > since]
+    def _window_over(self, counter: _Counter, now: float) -> bool:
+        return counter.window_start <= now - self.lockout_seconds
 
 
 class FakeTokens:

@@ -94,12 +94,6 @@ async def test_needs_rehash_when_the_hash_has_fewer_rounds_than_configured() -> 
         assert await strong.verify(PASSWORD.value, old)  # still readable until upgraded
 
 
-async def test_no_rehash_for_a_hash_with_the_configured_rounds_or_more() -> None:
-    with hasher(rounds=5) as h, hasher(rounds=6) as stronger:
-        assert not await h.needs_rehash(await h.hash(PASSWORD))
-        assert not await h.needs_rehash(await stronger.hash(PASSWORD))
-
-
 @pytest.mark.parametrize("candidate", ["anything-at-all", "", "€" * 100, "nul\x00", "\ud800"])
 async def test_verify_dummy_takes_any_candidate_without_error(candidate: str) -> None:
     with hasher() as h:
@@ -155,3 +149,50 @@ async def test_hashing_does_not_block_the_event_loop() -> None:
         await task
     # A rounds-10 hash takes tens of milliseconds: the loop kept turning meanwhile.
     assert turns >= 20
+
+
+# A failure costs the same whatever the stored hash's cost
+
+
+def checked_hashes(h: BcryptPasswordHasher) -> list[str]:
+    """The hashes bcrypt compares against, in order, from now on."""
+    seen: list[str] = []
+    verify = h._ctx.verify
+
+    def spy(secret: str, hashed: str) -> bool:
+        seen.append(hashed)
+        return verify(secret, hashed)
+
+    h._ctx.verify = spy  # type: ignore[method-assign,assignment]
+    return seen
+
+
+async def test_a_failure_against_a_cheaper_hash_also_spends_a_full_cost_check() -> None:
+    with hasher(rounds=4) as cheap:
+        cheaper = await cheap.hash(PASSWORD)
+    with hasher(rounds=5) as h:
+        seen = checked_hashes(h)
+        assert not await h.verify("wrong-password", cheaper)
+        assert seen[0] == cheaper.value
+        assert len(seen) == 2
+        assert seen[1].startswith("$2b$05$")  # the configured cost
+
+
+async def test_a_success_or_a_same_cost_failure_checks_once() -> None:
+    with hasher(rounds=4) as cheap:
+        cheaper = await cheap.hash(PASSWORD)
+    with hasher(rounds=5) as h:
+        current = await h.hash(PASSWORD)
+        seen = checked_hashes(h)
+        assert await h.verify(PASSWORD.value, cheaper)
+        assert not await h.verify("wrong-password", current)
+        assert seen == [cheaper.value, current.value]
+
+
+async def test_a_hash_of_another_cost_either_way_needs_a_rehash() -> None:
+    # A costlier hash makes failures slower, which tells accounts apart too.
+    with hasher(rounds=5) as h:
+        for rounds in (4, 6):
+            with hasher(rounds=rounds) as other:
+                assert await h.needs_rehash(await other.hash(PASSWORD))
+        assert not await h.needs_rehash(await h.hash(PASSWORD))

@@ -12,6 +12,7 @@ from app.core.exceptions import (
     InvalidEmail,
     InvalidName,
     InvalidToken,
+    TooManyAttempts,
     WeakPassword,
     WrongPassword,
 )
@@ -26,6 +27,7 @@ from tests.unit.fakes import (
     T0,
     FakeClock,
     FakeHasher,
+    FakeThrottle,
     FakeTokens,
     FakeUoW,
     a_user,
@@ -158,7 +160,8 @@ class Change:
         self.uow = FakeUoW(users=[user])
         self.hasher = FakeHasher()
         self.clock = _later()
-        self.usecase = ChangePassword(self.uow, self.hasher, self.clock)
+        self.throttle = FakeThrottle(self.clock)
+        self.usecase = ChangePassword(self.uow, self.hasher, self.throttle, self.clock)
 
     async def __call__(self, current: str = PASSWORD, new: str = NEW_PASSWORD) -> None:
         await self.usecase.execute(dto(self.user), PasswordChange(current, new))
@@ -216,7 +219,7 @@ async def test_change_password_refuses_the_same_password_before_hashing() -> Non
     user = a_user(email=ANN)
     uow, hasher = FakeUoW(users=[user]), AsyncMock(spec=PasswordHasher)
     with pytest.raises(WeakPassword, match="differ"):
-        await ChangePassword(uow, hasher, _later()).execute(
+        await ChangePassword(uow, hasher, FakeThrottle(), _later()).execute(
             dto(user), PasswordChange(PASSWORD, PASSWORD)
         )
     assert hasher.mock_calls == []
@@ -247,7 +250,7 @@ async def test_change_password_refuses_a_weak_new_password_before_any_hashing(ne
     user = a_user(email=ANN)
     uow, hasher = FakeUoW(users=[user]), AsyncMock(spec=PasswordHasher)
     with pytest.raises(WeakPassword):
-        await ChangePassword(uow, hasher, _later()).execute(
+        await ChangePassword(uow, hasher, FakeThrottle(), _later()).execute(
             dto(user), PasswordChange(PASSWORD, new)
         )
     assert hasher.mock_calls == []
@@ -280,7 +283,7 @@ async def test_change_password_of_a_deleted_user_is_unauthenticated() -> None:
     user = a_user()
     uow, hasher = FakeUoW(), FakeHasher()
     with pytest.raises(InvalidToken):
-        await ChangePassword(uow, hasher, _later()).execute(
+        await ChangePassword(uow, hasher, FakeThrottle(), _later()).execute(
             dto(user), PasswordChange(PASSWORD, NEW_PASSWORD)
         )
     assert hasher.calls == 0
@@ -306,3 +309,52 @@ async def test_change_password_hashes_outside_any_transaction_and_locks_to_write
     await change()
     assert open_while_hashing == [False, False]  # verify, hash
     assert change.uow.users.locked == [change.user.id]
+
+
+# Guessing the current password counts against the login lockout
+
+
+async def test_change_password_wrong_guesses_lock_the_change_and_the_login(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    change = Change(a_user(email=ANN))
+    limit = change.throttle.max_failures
+    with caplog.at_level("INFO", logger="app.audit"):
+        for _ in range(limit):
+            with pytest.raises(WrongPassword):
+                await change(current="wrong-guess-1")
+    assert [r.getMessage() for r in caplog.records].count("user.password_change_failed") == limit
+    verified = len(change.hasher.verified)
+
+    with pytest.raises(TooManyAttempts) as caught:
+        await change()  # the right current password, once locked
+    assert 1 <= caught.value.retry_after <= change.throttle.lockout_seconds
+    assert len(change.hasher.verified) == verified  # not even checked
+    assert change.stored.hashed_password == change.user.hashed_password
+    assert await change.throttle.reserve(ANN) is not None  # logins are locked too
+
+
+async def test_change_password_counts_with_the_logins_of_the_same_email() -> None:
+    change = Change(a_user(email=ANN))
+    for _ in range(change.throttle.max_failures - 1):
+        assert await change.throttle.reserve(ANN) is None  # failed logins
+    with pytest.raises(WrongPassword):
+        await change(current="wrong-guess-1")
+    with pytest.raises(TooManyAttempts):
+        await change()
+
+
+async def test_change_password_with_the_right_password_resets_the_count() -> None:
+    change = Change(a_user(email=ANN))
+    with pytest.raises(WrongPassword):
+        await change(current="wrong-guess-1")
+    await change()
+    assert change.throttle.failure_count(ANN) == 0
+
+
+async def test_change_password_refuses_a_user_deactivated_in_flight() -> None:
+    change = Change(a_user(email=ANN))
+    change.stored.deactivate(T0)
+    with pytest.raises(InvalidToken):
+        await change()
+    assert change.hasher.calls == 0

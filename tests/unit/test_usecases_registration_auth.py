@@ -1,5 +1,6 @@
 """RegisterUser, CreateAdmin, AuthenticateUser and ResolveCurrentUser on in-memory fakes."""
 
+import asyncio
 from unittest.mock import AsyncMock
 
 import pytest
@@ -288,13 +289,13 @@ async def test_authenticate_refuses_a_username_that_is_no_email_without_hashing(
 async def test_authenticate_lockout_refuses_before_any_hashing_or_lookup() -> None:
     uow, hasher = FakeUoW(users=[a_user(email=ANN)]), AsyncMock(spec=PasswordHasher)
     throttle = AsyncMock(spec=LoginThrottle)
-    throttle.retry_after.return_value = 42
+    throttle.reserve.return_value = 42
     usecase = AuthenticateUser(uow, hasher, throttle, FakeTokens())
     with pytest.raises(TooManyAttempts) as caught:
         await usecase.execute(Credentials(" ANN@example.com", PASSWORD))
     assert caught.value.retry_after == 42
-    throttle.retry_after.assert_awaited_once_with(ANN)
-    throttle.record_failure.assert_not_awaited()
+    throttle.reserve.assert_awaited_once_with(ANN)
+    throttle.release.assert_not_awaited()
     throttle.reset.assert_not_awaited()
     assert hasher.mock_calls == []
 
@@ -484,3 +485,65 @@ async def test_resolve_accepts_a_token_of_the_current_version() -> None:
         tokens.forge(str(user.id), 2)
     )
     assert resolved.id == user.id.value
+
+
+class GatedHasher(FakeHasher):
+    """Verifications wait at a gate; `checking` counts those waiting there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.checking = 0
+
+    async def verify(self, candidate: str, hashed: HashedPassword) -> bool:
+        self.checking += 1
+        await self.gate.wait()
+        self.checking -= 1
+        return await super().verify(candidate, hashed)
+
+
+def gated(login: Login) -> GatedHasher:
+    login.hasher = hasher = GatedHasher()
+    login.usecase = AuthenticateUser(login.uow, hasher, login.throttle, login.tokens)
+    return hasher
+
+
+async def test_authenticate_a_burst_checks_at_most_the_limit_then_refuses_the_right_one() -> None:
+    login = Login(a_user(email=ANN))
+    hasher = gated(login)
+    burst = [asyncio.create_task(login(ANN, "wrong-password-1")) for _ in range(50)]
+    burst.append(asyncio.create_task(login(ANN, PASSWORD)))  # the right one, last
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert hasher.checking == 1  # one attempt per username at a time
+
+    hasher.gate.set()
+    outcomes = [type(o) for o in await asyncio.gather(*burst, return_exceptions=True)]
+
+    limit = login.throttle.max_failures
+    assert outcomes[:limit] == [InvalidCredentials] * limit
+    assert outcomes[limit:] == [TooManyAttempts] * (51 - limit)
+    assert hasher.verified == ["wrong-password-1"] * limit
+    assert login.tokens.issued_to == []
+
+
+async def test_authenticate_simultaneous_right_logins_do_not_use_up_the_limit() -> None:
+    login = Login(a_user(email=ANN))
+    hasher = gated(login)
+    logins = [asyncio.create_task(login()) for _ in range(3 * login.throttle.max_failures)]
+    await asyncio.sleep(0)
+    hasher.gate.set()
+
+    assert all(await asyncio.gather(*logins))
+    assert login.throttle.failure_count(ANN) == 0
+
+
+async def test_authenticate_gives_back_an_attempt_that_found_no_hashing_capacity() -> None:
+    throttle = FakeThrottle(max_failures=1)
+    hasher = AsyncMock(spec=PasswordHasher)
+    hasher.verify.side_effect = HashingBusy(retry_after=5)
+    usecase = AuthenticateUser(FakeUoW(users=[a_user(email=ANN)]), hasher, throttle, FakeTokens())
+    for _ in range(3):  # never checked, so never locked
+        with pytest.raises(HashingBusy):
+            await usecase.execute(Credentials(ANN, PASSWORD))
+    assert await throttle.reserve(ANN) is None

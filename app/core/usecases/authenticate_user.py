@@ -1,7 +1,9 @@
 from app.core.audit import audit
 from app.core.dtos import AccessToken, Credentials
+from app.core.entities import User
 from app.core.exceptions import InvalidCredentials, InvalidEmail, TooManyAttempts, WeakPassword
 from app.core.ports import LoginThrottle, PasswordHasher, TokenIssuer, UserUnitOfWork
+from app.core.usecases.password_attempt import password_attempt
 from app.core.value_objects import ID, Email, HashedPassword, Password
 from app.core.value_objects.password import fits_bcrypt
 
@@ -11,8 +13,10 @@ class AuthenticateUser:
 
     - Unknown email, wrong password and inactive user fail alike, in about the
       same time: unknown emails verify a dummy hash.
-    - After too many failures for one username, every attempt (even a correct
-      one) is refused until the lockout passes; a success resets the count.
+    - Each attempt is counted by the LoginThrottle before its password is
+      checked (`password_attempt`); past the limit every attempt (even a
+      correct one) is refused until the lockout passes; a success resets the
+      count.
     - A hash weaker than the current setting is upgraded on success.
     - No database connection is held while bcrypt runs.
     """
@@ -32,33 +36,32 @@ class AuthenticateUser:
         except InvalidEmail:
             # No account can have this name, so answering at once reveals nothing.
             raise InvalidCredentials() from None
-        username = email.value
-        retry_after = await self._throttle.retry_after(username)
-        if retry_after is not None:
+        try:
+            async with password_attempt(self._throttle, email.value):
+                async with self._uow as uow:
+                    user = await uow.users.get_by_email(email)
+                verified = await self._verify(user, credentials.password)
+                if user is None or not verified or not user.is_active:
+                    audit("login.failed", user_id=user.id if user else "unknown")
+                    raise InvalidCredentials()
+        except TooManyAttempts:
             audit("login.refused_locked")
-            raise TooManyAttempts(retry_after)
-
-        async with self._uow as uow:
-            user = await uow.users.get_by_email(email)
-        candidate, verified = credentials.password, False
-        # A candidate no password could equal is refused without hashing, for
-        # known and unknown emails alike.
-        if fits_bcrypt(candidate):
-            if user is None:
-                # Unknown emails verify a dummy hash so timing does not reveal accounts.
-                await self._hasher.verify_dummy(candidate)
-            else:
-                verified = await self._hasher.verify(candidate, user.hashed_password)
-        if user is None or not verified or not user.is_active:
-            await self._throttle.record_failure(username)
-            audit("login.failed", user_id=user.id if user else "unknown")
-            raise InvalidCredentials()
-
-        await self._throttle.reset(username)
+            raise
         audit("login.succeeded", user_id=user.id)
         if await self._hasher.needs_rehash(user.hashed_password):
-            await self._upgrade_hash(user.id, user.hashed_password, candidate)
+            await self._upgrade_hash(user.id, user.hashed_password, credentials.password)
         return self._tokens.issue(user)
+
+    async def _verify(self, user: User | None, candidate: str) -> bool:
+        # A candidate no password could equal is refused without hashing, for
+        # known and unknown emails alike.
+        if not fits_bcrypt(candidate):
+            return False
+        if user is None:
+            # Unknown emails verify a dummy hash so timing does not reveal accounts.
+            await self._hasher.verify_dummy(candidate)
+            return False
+        return await self._hasher.verify(candidate, user.hashed_password)
 
     async def _upgrade_hash(self, user_id: ID, old: HashedPassword, candidate: str) -> None:
         try:

@@ -103,8 +103,10 @@ async def get_update_profile(uow: UoW, clock: SystemClock) -> UpdateProfile:
     return UpdateProfile(uow, clock)
 
 
-async def get_change_password(uow: UoW, hasher: Hasher, clock: SystemClock) -> ChangePassword:
-    return ChangePassword(uow, hasher, clock)
+async def get_change_password(
+    uow: UoW, hasher: Hasher, throttle: Throttle, clock: SystemClock
+) -> ChangePassword:
+    return ChangePassword(uow, hasher, throttle, clock)
 
 
 async def get_admin_update(uow: UoW, clock: SystemClock) -> AdminUpdateUser:

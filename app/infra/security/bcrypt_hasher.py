@@ -33,10 +33,14 @@ class BcryptPasswordHasher:
     """
 
     def __init__(self, rounds: int, workers: int, queue_timeout: float) -> None:
-        # min_rounds makes hashes made with fewer rounds "need update".
+        # A hash of any other cost "needs update", so the next login rehashes it.
         self._ctx = CryptContext(
-            schemes=["bcrypt"], bcrypt__default_rounds=rounds, bcrypt__min_rounds=rounds
+            schemes=["bcrypt"],
+            bcrypt__default_rounds=rounds,
+            bcrypt__min_rounds=rounds,
+            bcrypt__max_rounds=rounds,
         )
+        self._rounds = rounds
         self._executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="bcrypt", initializer=_lower_thread_priority
         )
@@ -54,16 +58,32 @@ class BcryptPasswordHasher:
         return self._ctx.needs_update(hashed.value)
 
     async def verify_dummy(self, candidate: str) -> None:
-        await self._run(self._verify, candidate, self._dummy_hash)
+        await self._run(self._check, candidate, self._dummy_hash)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _verify(self, candidate: str, hashed: str) -> bool:
+        if self._check(candidate, hashed):
+            return True
+        if self._cost(hashed) < self._rounds:
+            # A cheaper hash fails sooner: spend the difference, so a failure
+            # takes as long whatever the account's hash (a costlier one cannot
+            # be sped up; it is rehashed at the account's next login).
+            self._check(candidate, self._dummy_hash)
+        return False
+
+    def _check(self, candidate: str, hashed: str) -> bool:
         try:
             return self._ctx.verify(candidate, hashed)
         except ValueError:  # malformed hash, or a secret bcrypt refuses
             return False
+
+    def _cost(self, hashed: str) -> int:
+        try:
+            return int(self._ctx.handler().from_string(hashed).rounds)
+        except ValueError:  # malformed: costs nothing to refuse
+            return 0
 
     async def _run(self, fn: Callable[..., _T], *args: str) -> _T:
         try:

@@ -81,8 +81,11 @@ async def update_me(
         401,
         413,
         422,
+        429,
         503,
         d400="Wrong current password, weak new one, or a body that cannot be parsed",
+        d429="Too many wrong current passwords (they count against the login lockout of the "
+        "account's email); retry after `Retry-After` seconds",
         d503=HASHING_503,
     ),
     summary="Change own password; earlier tokens stop working",
