@@ -56,7 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             audience=settings.JWT_AUDIENCE,
         )
         app.state.throttle = throttle = SqlLoginThrottle(
-            sessionmaker, clock, settings.LOGIN_MAX_FAILURES, settings.LOGIN_LOCKOUT_SECONDS
+            sessionmaker,
+            clock,
+            settings.LOGIN_MAX_FAILURES,
+            settings.LOGIN_LOCKOUT_SECONDS,
+            turn_timeout=settings.HASH_QUEUE_TIMEOUT_SECONDS,
         )
         purge_every = min(settings.LOGIN_LOCKOUT_SECONDS, LOGIN_PURGE_SECONDS)
         purger = asyncio.create_task(throttle.purge_periodically(purge_every))

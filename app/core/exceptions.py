@@ -103,3 +103,6 @@ class LastActiveAdmin(Conflict):
 # Capacity.
 class HashingBusy(Unavailable):
     message = "Too many password operations in progress; try again later"
+
+    def __init__(self, retry_after: int = 5) -> None:
+        super().__init__(retry_after)

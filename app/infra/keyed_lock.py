@@ -1,5 +1,5 @@
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -12,10 +12,19 @@ class _Entry:
 
 class KeyedLock:
     """One holder per key at a time in this process, first come first served.
-    A key that nobody holds or waits for takes no memory."""
 
-    def __init__(self) -> None:
+    A waiter that gets no turn within `wait_seconds` (None: no limit) gets
+    `busy()` raised instead. A key that nobody holds or waits for takes no
+    memory.
+    """
+
+    def __init__(
+        self,
+        wait_seconds: float | None = None,
+        busy: Callable[[], BaseException] = TimeoutError,
+    ) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._wait, self._busy = wait_seconds, busy
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
@@ -24,8 +33,14 @@ class KeyedLock:
             entry = self._entries[key] = _Entry()
         entry.holders += 1
         try:
-            async with entry.lock:
+            try:
+                await asyncio.wait_for(entry.lock.acquire(), self._wait)
+            except TimeoutError:
+                raise self._busy() from None
+            try:
                 yield
+            finally:
+                entry.lock.release()
         finally:
             entry.holders -= 1
             if not entry.holders:

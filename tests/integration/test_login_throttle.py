@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.exceptions import HashingBusy
 from app.core.ports import LoginThrottle
 from app.infra.db.engine import create_engine, create_sessionmaker
 from app.infra.db.login_throttle import SqlLoginThrottle
@@ -207,6 +208,19 @@ async def counted(engine: AsyncEngine, username: str = ANN) -> int | None:
             text("SELECT failures FROM login_attempts WHERE username = :u"), {"u": username}
         )
     return count
+
+
+async def test_a_turn_not_given_in_time_is_hashing_busy(
+    clean_engine: AsyncEngine, clock: FakeClock
+) -> None:
+    throttle = SqlLoginThrottle(
+        create_sessionmaker(clean_engine), clock, MAX, LOCKOUT, turn_timeout=0.01
+    )
+    async with throttle.one_at_a_time(ANN):
+        with pytest.raises(HashingBusy):
+            async with throttle.one_at_a_time(ANN):
+                pytest.fail("two attempts for one username at once")
+    assert await counted(clean_engine) is None  # nothing was counted
 
 
 async def test_a_reset_deletes_the_row(

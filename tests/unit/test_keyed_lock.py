@@ -63,3 +63,22 @@ async def test_a_cancelled_waiter_leaves_nothing_behind() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert len(locks) == 0
+
+
+async def test_a_waiter_past_its_patience_gets_busy_and_leaves_nothing_behind() -> None:
+    locks, release = KeyedLock(wait_seconds=0.01, busy=lambda: LookupError("busy")), asyncio.Event()
+
+    async def hold_until_released() -> None:
+        async with locks.hold("ann"):
+            await release.wait()
+
+    holder = asyncio.create_task(hold_until_released())
+    await asyncio.sleep(0)
+    with pytest.raises(LookupError, match="busy"):
+        async with locks.hold("ann"):
+            pytest.fail("got a turn while the key was held")
+    release.set()
+    await holder
+    assert len(locks) == 0
+    async with locks.hold("ann"):  # free again
+        pass

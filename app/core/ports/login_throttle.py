@@ -29,7 +29,8 @@ class LoginThrottle(Protocol):
     """
 
     def one_at_a_time(self, username: str) -> AbstractAsyncContextManager[None]:
-        """Waits until no other attempt for `username` is in its block here."""
+        """Waits until no other attempt for `username` is in its block here;
+        raises HashingBusy when that takes as long as a hashing slot may."""
         ...
 
     async def reserve(self, username: str) -> int | None:

@@ -7,6 +7,7 @@ from sqlalchemy import case, delete, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.exceptions import HashingBusy
 from app.core.ports import Clock
 from app.infra.db.models import LoginAttemptRow
 from app.infra.keyed_lock import KeyedLock
@@ -31,10 +32,13 @@ class SqlLoginThrottle:
         clock: Clock,
         max_failures: int,
         lockout_seconds: int,
+        turn_timeout: float | None = None,
     ) -> None:
         self._sessionmaker, self._clock = sessionmaker, clock
         self._max_failures, self._lockout = max_failures, lockout_seconds
-        self._in_flight = KeyedLock()
+        # An attempt waits its turn as it would wait for a hashing thread:
+        # at most `turn_timeout` seconds, then 503 like a full hashing queue.
+        self._in_flight = KeyedLock(turn_timeout, busy=HashingBusy)
 
     def one_at_a_time(self, username: str) -> AbstractAsyncContextManager[None]:
         return self._in_flight.hold(username)

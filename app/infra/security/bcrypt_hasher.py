@@ -89,7 +89,7 @@ class BcryptPasswordHasher:
         try:
             await asyncio.wait_for(self._slots.acquire(), self._queue_timeout)
         except TimeoutError:
-            raise HashingBusy(retry_after=5) from None
+            raise HashingBusy() from None
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         finally:
