@@ -17,7 +17,7 @@ from app.infra.auth.jwt_token_issuer import JwtTokenIssuer
 from app.infra.clock import SystemClock
 from app.infra.db.engine import create_engine, create_sessionmaker
 from app.infra.db.login_throttle import SqlLoginThrottle
-from app.infra.db.user_rows import open_user_reader
+from app.infra.db.user_reader import open_user_reader
 from app.infra.security.bcrypt_hasher import BcryptPasswordHasher
 from app.logger import configure_logging
 

@@ -15,13 +15,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.config import DatabaseSettings, Settings, async_driver_url
 from app.core.value_objects.id import ID
 from app.core.value_objects.page_cursor import PageCursor
-from app.infra.db.models import UserRow
+from app.infra.db.models import users_table
 from bench.procs import REPO_ROOT, BenchError, child_env, run_checked
 
 BENCH_DB_URL_ENV = "BENCH_DB_URL"
 # The server --scale-compare creates its scratch databases on, when BENCH_DB_URL is unset.
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-_USERS: Table = UserRow.__table__  # type: ignore[attr-defined]
+_USERS: Table = users_table
 
 
 @dataclass(frozen=True)

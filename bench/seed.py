@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from app.config import DatabaseSettings, Settings
 from app.core.value_objects import Password
-from app.infra.db.models import UserRow
+from app.infra.db.models import users_table
 from app.infra.security.bcrypt_hasher import BcryptPasswordHasher
 
 SEED_PASSWORD = "seeded-user-password"  # noqa: S105 - documented on purpose
@@ -173,7 +173,7 @@ async def _max_index_sqlite(connection: AsyncConnection) -> int | None:
 
 async def seed_sqlalchemy(plan: Plan) -> int:
     engine = create_async_engine(plan.url)
-    table = UserRow.__table__  # type: ignore[attr-defined]
+    table = users_table
     try:
         first = plan.start
         if first is None:

@@ -15,7 +15,7 @@ from sqlalchemy.pool import QueuePool
 
 from app.core.value_objects import Email
 from app.infra.db.engine import DatabaseUnavailable, connection_trouble, create_engine
-from app.infra.db.user_rows import AsyncpgRowsById
+from app.infra.db.rows_by_id import AsyncpgRowsById
 from tests.conftest import make_settings
 from tests.integration.helpers import a_user, load, uow_for
 

@@ -13,8 +13,8 @@ from app.core.entities import User
 from app.core.value_objects import ID, Name
 from app.infra.db.engine import DatabaseUnavailable
 from app.infra.db.mapping import UserRecord, to_row
-from app.infra.db.user_reader import BatchedUserReader
-from app.infra.db.user_rows import AsyncpgRowsById, SqliteRowsById, SqlRowsById, open_user_reader
+from app.infra.db.rows_by_id import AsyncpgRowsById, SqliteRowsById, SqlRowsById
+from app.infra.db.user_reader import BatchedUserReader, open_user_reader
 from tests.conftest import make_settings
 from tests.integration.helpers import a_user, fields, later, load, save, uow_for
 

@@ -72,7 +72,8 @@ class InMemoryUserRepo:
         self.replaced.append((user_id, old, new))
         user = self.rows.get(user_id)
         if user is not None and user.hashed_password == old:
-            user.rehash_password(new)
+            # Like the SQL UPDATE: one column; token_version and updated_at stay.
+            user.hashed_password = new
 
     async def delete(self, user_id: ID) -> None:
         self.rows.pop(user_id, None)

@@ -114,14 +114,6 @@ def test_change_password_revokes_even_when_the_hash_is_the_same() -> None:
     assert user.token_version == 1
 
 
-def test_rehash_password_keeps_token_version_and_updated_at() -> None:
-    user = a_user(token_version=2)
-    user.rehash_password(HashedPassword("stronger-hash"))
-    assert user.hashed_password == HashedPassword("stronger-hash")
-    assert user.token_version == 2
-    assert user.updated_at == T0
-
-
 def test_is_active_admin() -> None:
     assert an_admin().is_active_admin
     assert not an_admin(is_active=False).is_active_admin

@@ -1,8 +1,9 @@
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.core.entities import User
+from app.core.value_objects import Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +18,7 @@ class UserDTO:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN.value
 
     @classmethod
     def from_entity(cls, user: User) -> "UserDTO":
@@ -41,7 +42,7 @@ class UserPage:
 @dataclass(frozen=True, slots=True)
 class RegisterInput:
     email: str
-    password: str
+    password: str = field(repr=False)
     name: str
 
 
@@ -61,5 +62,5 @@ class AdminChanges:
 
 @dataclass(frozen=True, slots=True)
 class PasswordChange:
-    current_password: str
-    new_password: str
+    current_password: str = field(repr=False)
+    new_password: str = field(repr=False)

@@ -74,10 +74,6 @@ class User:
         self.hashed_password = hashed_password
         self._end_tokens(now)
 
-    def rehash_password(self, hashed_password: HashedPassword) -> None:
-        """Same secret, stronger hash: tokens stay valid."""
-        self.hashed_password = hashed_password
-
     def change_role(self, role: Role, now: datetime) -> None:
         """A demotion ends every token: the user logs in again as what it is now."""
         if role is not self.role:

@@ -14,10 +14,15 @@ class RegisterUser:
     database's unique constraint and reported as EmailTaken too.
     """
 
-    role = Role.USER
-
-    def __init__(self, uow: UserUnitOfWork, hasher: PasswordHasher, clock: Clock) -> None:
-        self._uow, self._hasher, self._clock = uow, hasher, clock
+    def __init__(
+        self,
+        uow: UserUnitOfWork,
+        hasher: PasswordHasher,
+        clock: Clock,
+        *,
+        role: Role = Role.USER,  # CreateAdmin passes Role.ADMIN
+    ) -> None:
+        self._uow, self._hasher, self._clock, self._role = uow, hasher, clock, role
 
     async def execute(self, data: RegisterInput) -> UserDTO:
         email, name, password = Email(data.email), Name(data.name), Password(data.password)
@@ -27,7 +32,7 @@ class RegisterUser:
             if await uow.users.get_by_email(email):
                 raise EmailTaken()
         hashed = await self._hasher.hash(password)
-        user = User.register(email, name, hashed, self._clock.now(), role=self.role)
+        user = User.register(email, name, hashed, self._clock.now(), role=self._role)
         async with self._uow as uow:
             await uow.users.add(user)
             await uow.commit()

@@ -48,24 +48,30 @@ def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    # A database that does not answer fails fast (503) rather than hanging requests.
-    connect_args: dict[str, Any] = {"timeout": settings.DB_CONNECT_TIMEOUT_SECONDS}
-    if not settings.DB_STATEMENT_CACHE:
-        # PgBouncer in transaction mode cannot keep prepared statements.
-        connect_args["statement_cache_size"] = 0
     engine = create_async_engine(
         url,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
         pool_pre_ping=settings.DB_POOL_PRE_PING,
-        connect_args=connect_args,
+        connect_args=asyncpg_connect_args(settings),
         # Errors and logs never show statement parameters (password hashes among them).
         hide_parameters=True,
     )
     event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
     event.listen(engine.sync_engine, "handle_error", _connection_trouble_is_unavailability)
     return engine
+
+
+def asyncpg_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's connect options, the same for the engine's pool and the reader's."""
+    # A database that does not answer fails fast (503) rather than hanging requests.
+    args: dict[str, Any] = {"timeout": settings.DB_CONNECT_TIMEOUT_SECONDS}
+    if not settings.DB_STATEMENT_CACHE:
+        # PgBouncer in transaction mode cannot keep prepared statements; with
+        # the cache on, asyncpg's default size (100) applies.
+        args["statement_cache_size"] = 0
+    return args
 
 
 def _connect_or_unavailable(

@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.exceptions import HashingBusy
 from app.core.ports import Clock
-from app.infra.db.models import LoginAttemptRow
+from app.infra.db.models import LoginAttemptRow, login_attempts_table
 from app.infra.keyed_lock import KeyedLock
 
-_T = LoginAttemptRow.__table__.c  # type: ignore[attr-defined]
+_T = login_attempts_table.c
 log = logging.getLogger(__name__)
 
 

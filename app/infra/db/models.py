@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Uuid,
     func,
 )
@@ -48,13 +49,16 @@ class UserRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
+# SQLModel leaves `__table__` untyped: column expressions use these typed tables.
+users_table: Table = metadata.tables[UserRow.__tablename__]
+
 # The admin's email prefix search (`lower(email) LIKE 'prefix%'`). PostgreSQL
 # only: a btree in the database collation cannot serve LIKE (unless it is C);
 # one with the pattern operator class can. Migration 0002 skips SQLite, and
 # autogenerate skips expression indexes there.
 Index(
     "ix_users_email_pattern",
-    func.lower(UserRow.__table__.c.email).label("email_lower"),  # type: ignore[attr-defined]
+    func.lower(users_table.c.email).label("email_lower"),
     postgresql_ops={"email_lower": "text_pattern_ops"},
 ).ddl_if(dialect="postgresql")
 
@@ -68,3 +72,6 @@ class LoginAttemptRow(SQLModel, table=True):
     failures: int = Field(sa_column=Column(Integer, nullable=False))
     window_started_at: float = Field(sa_column=Column(Float, nullable=False))
     locked_until: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+
+
+login_attempts_table: Table = metadata.tables[LoginAttemptRow.__tablename__]

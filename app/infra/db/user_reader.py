@@ -1,14 +1,17 @@
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
 from app.core.entities import User
 from app.core.value_objects import ID
-from app.infra.db.mapping import UserRecord, to_entity
+from app.infra.db.mapping import to_entity
+from app.infra.db.rows_by_id import AsyncpgRowsById, RowsById, SqliteRowsById, SqlRowsById
 
-# Fetches the rows of the given ids (missing ids are simply absent).
-RowsById = Callable[[list[uuid.UUID]], Awaitable[Mapping[uuid.UUID, UserRecord]]]
 _Waiting = dict[uuid.UUID, list[asyncio.Future[User | None]]]
 
 
@@ -78,6 +81,20 @@ class BatchedUserReader:
                     # Entities are mutable: each caller gets its own (value
                     # objects are immutable and shared).
                     answer.set_result(dataclasses.replace(user) if n and user else user)
+
+
+async def open_user_reader(
+    settings: Settings, engine: AsyncEngine, connections: int
+) -> BatchedUserReader:
+    """The process's UserReader: on PostgreSQL with `connections` of its own."""
+    if engine.dialect.name == "postgresql":
+        rows = await AsyncpgRowsById.open(settings, connections)
+        return BatchedUserReader(rows, max_queries=connections, close=rows.close)
+    path = make_url(settings.database_url).database
+    if engine.dialect.name == "sqlite" and path and path != ":memory:":
+        sqlite_rows = SqliteRowsById(path)
+        return BatchedUserReader(sqlite_rows, max_queries=1, close=sqlite_rows.close)
+    return BatchedUserReader(SqlRowsById(engine), max_queries=connections)
 
 
 def _pending(waiting: _Waiting) -> list[asyncio.Future[User | None]]:

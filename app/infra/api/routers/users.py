@@ -4,6 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.core.dtos import AdminChanges, PasswordChange, ProfileChanges, RegisterInput
+from app.core.usecases.list_users import MAX_PAGE_SIZE
 from app.core.value_objects.email import MAX_EMAIL_LENGTH
 from app.infra.api.dependencies import (
     AdminUpdateCase,
@@ -114,7 +115,7 @@ async def delete_me(me: CurrentUser, usecase: DeleteUserCase) -> None:
 async def list_users(
     me: CurrentUser,
     usecase: ListUsersCase,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     email: Annotated[
         str | None, Query(max_length=MAX_EMAIL_LENGTH, description="Case-insensitive prefix")

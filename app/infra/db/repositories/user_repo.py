@@ -10,9 +10,9 @@ from app.core.exceptions import EmailTaken
 from app.core.value_objects import ID, Email, HashedPassword, Role
 from app.core.value_objects.page_cursor import PageCursor
 from app.infra.db.mapping import to_entity, to_row, utc
-from app.infra.db.models import UserRow
+from app.infra.db.models import UserRow, users_table
 
-_T = UserRow.__table__.c  # type: ignore[attr-defined]
+_T = users_table.c
 
 
 class SqlUserRepo:

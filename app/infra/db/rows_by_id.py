@@ -1,10 +1,10 @@
-"""Row sources for BatchedUserReader, the hot path of every authenticated
+"""RowsById sources for BatchedUserReader, the hot path of every authenticated
 request: asyncpg directly on PostgreSQL, the sqlite3 module on an SQLite file,
 SQLAlchemy anywhere else."""
 
 import sqlite3
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -14,10 +14,17 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.infra.db.engine import DatabaseUnavailable, connection_trouble, read_only
+from app.infra.db.engine import (
+    DatabaseUnavailable,
+    asyncpg_connect_args,
+    connection_trouble,
+    read_only,
+)
 from app.infra.db.mapping import UserRecord
-from app.infra.db.models import UserRow
-from app.infra.db.user_reader import BatchedUserReader
+from app.infra.db.models import users_table
+
+# Fetches the rows of the given ids (missing ids are simply absent).
+RowsById = Callable[[list[uuid.UUID]], Awaitable[Mapping[uuid.UUID, UserRecord]]]
 
 
 class _Record(NamedTuple):
@@ -53,10 +60,8 @@ class AsyncpgRowsById:
             url.render_as_string(hide_password=False),
             min_size=0,
             max_size=connections,
-            timeout=settings.DB_CONNECT_TIMEOUT_SECONDS,
-            # PgBouncer in transaction mode cannot keep prepared statements.
-            statement_cache_size=100 if settings.DB_STATEMENT_CACHE else 0,
             reset=_keep_session,
+            **asyncpg_connect_args(settings),
         )
         return cls(await pool)
 
@@ -144,21 +149,7 @@ class SqlRowsById:
             return await self._fetch(ids)  # the pool was refreshed; a read can be repeated
 
     async def _fetch(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, UserRecord]:
-        table = UserRow.__table__  # type: ignore[attr-defined]
         async with self._engine.connect() as connection:
-            result = await connection.execute(select(table).where(table.c.id.in_(ids)))
+            query = select(users_table).where(users_table.c.id.in_(ids))
+            result = await connection.execute(query)
             return {row.id: row for row in result}
-
-
-async def open_user_reader(
-    settings: Settings, engine: AsyncEngine, connections: int
-) -> BatchedUserReader:
-    """The process's UserReader: on PostgreSQL with `connections` of its own."""
-    if engine.dialect.name == "postgresql":
-        rows = await AsyncpgRowsById.open(settings, connections)
-        return BatchedUserReader(rows, max_queries=connections, close=rows.close)
-    path = make_url(settings.database_url).database
-    if engine.dialect.name == "sqlite" and path and path != ":memory:":
-        sqlite_rows = SqliteRowsById(path)
-        return BatchedUserReader(sqlite_rows, max_queries=1, close=sqlite_rows.close)
-    return BatchedUserReader(SqlRowsById(engine), max_queries=connections)
