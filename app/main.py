@@ -13,6 +13,7 @@ from app.infra.api.docs import add_docs
 from app.infra.api.errors import register_error_handlers
 from app.infra.api.request_context import RequestContextMiddleware
 from app.infra.api.routers import auth, health, users
+from app.infra.api.services import Services
 from app.infra.auth.jwt_token_issuer import JwtTokenIssuer
 from app.infra.clock import SystemClock
 from app.infra.db.engine import create_engine, create_sessionmaker
@@ -42,12 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hasher = BcryptPasswordHasher(
             settings.BCRYPT_ROUNDS, settings.HASH_WORKERS, settings.HASH_QUEUE_TIMEOUT_SECONDS
         )
-        app.state.engine = engine
-        app.state.sessionmaker = sessionmaker = create_sessionmaker(engine)
-        app.state.reader = reader = await open_user_reader(settings, engine, READER_CONNECTIONS)
-        app.state.clock = clock
-        app.state.hasher = hasher
-        app.state.tokens = JwtTokenIssuer(
+        sessionmaker = create_sessionmaker(engine)
+        reader = await open_user_reader(settings, engine, READER_CONNECTIONS)
+        throttle = SqlLoginThrottle(
+            sessionmaker,
+            clock,
+            settings.LOGIN_MAX_FAILURES,
+            settings.LOGIN_LOCKOUT_SECONDS,
+            turn_timeout=settings.HASH_QUEUE_TIMEOUT_SECONDS,
+        )
+        tokens = JwtTokenIssuer(
             settings.JWT_SECRET_KEY,
             settings.JWT_ALGORITHM,
             settings.ACCESS_TOKEN_EXPIRE_MINUTES,
@@ -55,12 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             issuer=settings.JWT_ISSUER,
             audience=settings.JWT_AUDIENCE,
         )
-        app.state.throttle = throttle = SqlLoginThrottle(
-            sessionmaker,
-            clock,
-            settings.LOGIN_MAX_FAILURES,
-            settings.LOGIN_LOCKOUT_SECONDS,
-            turn_timeout=settings.HASH_QUEUE_TIMEOUT_SECONDS,
+        app.state.services = Services(
+            engine=engine,
+            sessionmaker=sessionmaker,
+            reader=reader,
+            hasher=hasher,
+            tokens=tokens,
+            throttle=throttle,
+            clock=clock,
         )
         purge_every = min(settings.LOGIN_LOCKOUT_SECONDS, LOGIN_PURGE_SECONDS)
         purger = asyncio.create_task(throttle.purge_periodically(purge_every))
@@ -93,7 +100,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     if settings.DOCS_ENABLED:
         add_docs(app)
-    app.state.settings = settings
     register_error_handlers(app)
     for router in (users.router, auth.router, health.router):
         app.include_router(router)

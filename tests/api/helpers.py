@@ -7,6 +7,7 @@ from httpx import AsyncClient, Response
 
 from app.core.dtos import RegisterInput
 from app.core.usecases.create_admin import CreateAdmin
+from app.infra.api.services import services_of
 from app.infra.db.unit_of_work import SqlUserUnitOfWork
 
 PASSWORD = "correct-horse-battery"
@@ -51,8 +52,8 @@ async def admin_token(
     app: FastAPI, client: AsyncClient, email: str = "root@example.com", password: str = PASSWORD
 ) -> tuple[str, str]:
     """Creates an admin as the CLI does; returns its id and a token."""
-    state = app.state
-    usecase = CreateAdmin(SqlUserUnitOfWork(state.sessionmaker), state.hasher, state.clock)
+    services = services_of(app)
+    usecase = CreateAdmin(SqlUserUnitOfWork(services.sessionmaker), services.hasher, services.clock)
     admin = await usecase.execute(RegisterInput(email, password, "Root"))
     return str(admin.id), await login(client, email, password)
 

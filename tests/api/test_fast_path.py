@@ -11,9 +11,16 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.responses import Response as Response_
 
 from app.config import Settings
+from app.core.dtos import UserDTO
+from app.core.usecases.resolve_current_user import ResolveCurrentUser
+from app.infra.api import errors
 from app.infra.api.current_user_fast_path import CurrentUserFastPath
+from app.infra.api.services import services_of
 from app.main import create_app
 from tests.api.helpers import bearer, user_token
 from tests.conftest import make_settings
@@ -111,8 +118,38 @@ async def test_an_unreachable_database_is_503_with_retry_after(unreachable: str)
         AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
     ):
         # A well-signed token for a user the database cannot be asked about.
-        token = app.state.tokens.issue(a_user()).token
+        token = services_of(app).tokens.issue(a_user()).token
         response = await http.get("/users/me", headers=bearer(token))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.json() == {"detail": "Database unavailable; try again later"}
+
+
+class Teapot(Exception):
+    pass
+
+
+async def on_teapot(_: Request, exc: Exception) -> Response_:
+    return JSONResponse({"detail": "short and stout"}, status_code=418)
+
+
+async def test_a_handler_added_to_the_list_applies_to_routes_and_the_fast_path(
+    settings: Settings, clean_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(errors, "HANDLERS", [*errors.HANDLERS, (Teapot, on_teapot)])
+
+    async def brew(self: ResolveCurrentUser, token: str | None) -> UserDTO:
+        raise Teapot()
+
+    monkeypatch.setattr(ResolveCurrentUser, "execute", brew)
+    app = create_app(settings)
+    async with (
+        LifespanManager(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
+    ):
+        fast = await http.get("/users/me")  # the fast path
+        route = await http.patch("/users/me", json={})  # a route, through get_current_user
+
+    for response in (fast, route):
+        assert response.status_code == 418, response.text
+        assert response.json() == {"detail": "short and stout"}

@@ -1,8 +1,11 @@
+import json
+
 import pytest
+from starlette.requests import Request
 
 from app.core import exceptions
 from app.core.exceptions import DomainError, RetryLater
-from app.infra.api.errors import STATUS, oauth_error_from, status_of
+from app.infra.api.errors import STATUS, TOKEN_URL, on_domain_error, status_of
 
 # Every error the core defines, and the status its category promises.
 EXPECTED = {
@@ -25,7 +28,6 @@ EXPECTED = {
     exceptions.LastActiveAdmin: 409,
     exceptions.RetryLater: 503,
     exceptions.TooManyAttempts: 429,
-    exceptions.Unavailable: 503,
     exceptions.HashingBusy: 503,
 }
 
@@ -96,15 +98,36 @@ def test_every_domain_error_has_a_human_message() -> None:
         assert message != "Domain rule violated"
 
 
-def test_token_endpoint_errors() -> None:
-    locked = oauth_error_from(exceptions.TooManyAttempts(42))
-    assert (locked.error, locked.status_code, locked.retry_after) == (
-        "temporarily_unavailable",
+async def _at(path: str, exc: DomainError) -> tuple[int, dict[str, str], dict[str, str]]:
+    request = Request({"type": "http", "method": "POST", "path": path, "headers": []})
+    response = await on_domain_error(request, exc)
+    return response.status_code, json.loads(bytes(response.body)), dict(response.headers)
+
+
+async def test_at_the_token_endpoint_domain_errors_take_rfc_6749_shape() -> None:
+    status, body, headers = await _at(TOKEN_URL, exceptions.TooManyAttempts(42))
+    assert (status, body["error"], headers["retry-after"]) == (
         429,
-        42,
+        "temporarily_unavailable",
+        "42",
     )
-    busy = oauth_error_from(exceptions.HashingBusy(5))
-    assert (busy.error, busy.status_code, busy.retry_after) == ("temporarily_unavailable", 503, 5)
-    wrong = oauth_error_from(exceptions.InvalidCredentials())
-    assert (wrong.error, wrong.status_code, wrong.retry_after) == ("invalid_grant", 400, None)
-    assert wrong.description == "Incorrect email or password"
+    status, body, headers = await _at(TOKEN_URL, exceptions.HashingBusy(5))
+    assert (status, body["error"], headers["retry-after"]) == (503, "temporarily_unavailable", "5")
+    status, body, headers = await _at(TOKEN_URL, exceptions.InvalidCredentials())
+    assert (status, body) == (
+        400,
+        {"error": "invalid_grant", "error_description": "Incorrect email or password"},
+    )
+    assert "www-authenticate" not in headers
+    assert headers["cache-control"] == "no-store"
+
+
+async def test_elsewhere_the_same_errors_are_detail_bodies() -> None:
+    status, body, headers = await _at("/users/me", exceptions.InvalidCredentials())
+    assert (status, body, headers["www-authenticate"]) == (
+        401,
+        {"detail": "Incorrect email or password"},
+        "Bearer",
+    )
+    status, body, headers = await _at("/users/me/password", exceptions.TooManyAttempts(42))
+    assert (status, set(body), headers["retry-after"]) == (429, {"detail"}, "42")

@@ -1,5 +1,5 @@
 from app.core.dtos import UserDTO
-from app.core.exceptions import InvalidToken
+from app.core.exceptions import InvalidToken, Unauthenticated
 from app.core.ports import TokenIssuer, UserReader
 from app.core.value_objects import ID
 
@@ -15,7 +15,10 @@ class ResolveCurrentUser:
     def __init__(self, users: UserReader, tokens: TokenIssuer) -> None:
         self._users, self._tokens = users, tokens
 
-    async def execute(self, token: str) -> UserDTO:
+    async def execute(self, token: str | None) -> UserDTO:
+        """`token` is the bearer token of the request, None when it has none."""
+        if not token:
+            raise Unauthenticated()
         claims = self._tokens.read(token)
         try:
             user_id = ID.parse(claims.subject)

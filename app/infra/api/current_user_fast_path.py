@@ -3,9 +3,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.dtos import UserDTO
-from app.core.exceptions import Unauthenticated
 from app.core.usecases.resolve_current_user import ResolveCurrentUser
-from app.infra.api.errors import handled_error_response
+from app.infra.api.errors import handler_for
+from app.infra.api.services import services_of
 
 PATH = "/users/me"
 _USER_JSON = TypeAdapter(UserDTO)
@@ -17,11 +17,13 @@ class CurrentUserFastPath:
     rest of the request together.
 
     It answers exactly as the route in routers/users.py (which documents the
-    endpoint and serves what this declines): the bearer token
-    is read as OAuth2PasswordBearer reads it, the same use case resolves the
-    user afresh from the database, and failures go through the same error
-    table. It sits innermost among the middlewares, so logging, limits, CORS
-    and headers apply as to any route.
+    endpoint and serves what this declines): the bearer token is read as
+    OAuth2PasswordBearer reads it, the same use case resolves the user afresh
+    from the database, and failures go through the same handlers
+    (errors.HANDLERS). It sits innermost among the middlewares, so logging,
+    limits, CORS and headers apply as to any route. `dependency_overrides`
+    do not reach it: it takes the reader and the token issuer from the app's
+    services, not from dependencies.py.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -31,16 +33,15 @@ class CurrentUserFastPath:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        state = scope["app"].state
+        services = services_of(scope["app"])
         try:
-            token = bearer_token(scope)
-            if token is None:
-                raise Unauthenticated()
-            user = await ResolveCurrentUser(state.reader, state.tokens).execute(token)
+            resolve = ResolveCurrentUser(services.reader, services.tokens)
+            user = await resolve.execute(bearer_token(scope))
         except Exception as exc:
-            response = await handled_error_response(Request(scope), exc)
-            if response is None:
-                raise
+            handler = handler_for(exc)
+            if handler is None:
+                raise  # a bug: a 500 from the outermost layer, as for a route
+            response = await handler(Request(scope), exc)
             await response(scope, receive, send)
             return
         # UserDTO has UserResponse's fields, in its order and types: serialised

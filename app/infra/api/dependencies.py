@@ -1,14 +1,20 @@
 """All dependency wiring. Routes declare what they need with these aliases;
-tests swap pieces through `app.dependency_overrides`. Every provider is
-`async def`: FastAPI runs plain `def` ones on a thread pool, per request."""
+tests swap pieces through `app.dependency_overrides` (which do not reach the
+`GET /users/me` fast path: it builds its use case from the services itself).
+Every provider is `async def`: FastAPI runs plain `def` ones on a thread
+pool, per request.
 
+Names: `get_<port>` provides a port and `<Port>Dep` is its alias;
+`build_<use_case>` builds a use case and `<UseCase>Case` is its alias."""
+
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from app.core.dtos import UserDTO
-from app.core.exceptions import Unauthenticated
 from app.core.ports import (
     Clock,
     LoginThrottle,
@@ -27,6 +33,8 @@ from app.core.usecases.register_user import RegisterUser
 from app.core.usecases.resolve_current_user import ResolveCurrentUser
 from app.core.usecases.update_profile import UpdateProfile
 from app.infra.api.errors import TOKEN_URL
+from app.infra.api.services import services_of
+from app.infra.db.ping import ping
 from app.infra.db.unit_of_work import SqlUserUnitOfWork
 
 # Declares the scheme in OpenAPI so Swagger UI's Authorize button logs in
@@ -35,93 +43,92 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
 async def get_uow(request: Request) -> UserUnitOfWork:
-    return SqlUserUnitOfWork(request.app.state.sessionmaker)
+    return SqlUserUnitOfWork(services_of(request.app).sessionmaker)
 
 
 async def get_reader(request: Request) -> UserReader:
-    reader: UserReader = request.app.state.reader
-    return reader
+    return services_of(request.app).reader
 
 
 async def get_hasher(request: Request) -> PasswordHasher:
-    hasher: PasswordHasher = request.app.state.hasher
-    return hasher
+    return services_of(request.app).hasher
 
 
 async def get_tokens(request: Request) -> TokenIssuer:
-    tokens: TokenIssuer = request.app.state.tokens
-    return tokens
+    return services_of(request.app).tokens
 
 
 async def get_throttle(request: Request) -> LoginThrottle:
-    throttle: LoginThrottle = request.app.state.throttle
-    return throttle
+    return services_of(request.app).throttle
 
 
 async def get_clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
+    return services_of(request.app).clock
 
 
-UoW = Annotated[UserUnitOfWork, Depends(get_uow)]
-Reader = Annotated[UserReader, Depends(get_reader)]
-Hasher = Annotated[PasswordHasher, Depends(get_hasher)]
-Tokens = Annotated[TokenIssuer, Depends(get_tokens)]
-Throttle = Annotated[LoginThrottle, Depends(get_throttle)]
-SystemClock = Annotated[Clock, Depends(get_clock)]
+async def get_database_ping(request: Request) -> Callable[[], Awaitable[None]]:
+    return partial(ping, services_of(request.app).engine)
+
+
+UoWDep = Annotated[UserUnitOfWork, Depends(get_uow)]
+ReaderDep = Annotated[UserReader, Depends(get_reader)]
+HasherDep = Annotated[PasswordHasher, Depends(get_hasher)]
+TokensDep = Annotated[TokenIssuer, Depends(get_tokens)]
+ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
 BearerToken = Annotated[str | None, Depends(oauth2_scheme)]
+# Raises DatabaseUnavailable (503) unless the database answers.
+DatabasePing = Annotated[Callable[[], Awaitable[None]], Depends(get_database_ping)]
 
 
-async def get_current_user(token: BearerToken, users: Reader, tokens: Tokens) -> UserDTO:
-    if not token:
-        raise Unauthenticated()
+async def get_current_user(token: BearerToken, users: ReaderDep, tokens: TokensDep) -> UserDTO:
     return await ResolveCurrentUser(users, tokens).execute(token)
 
 
 CurrentUser = Annotated[UserDTO, Depends(get_current_user)]
 
 
-async def get_register(uow: UoW, hasher: Hasher, clock: SystemClock) -> RegisterUser:
+async def build_register_user(uow: UoWDep, hasher: HasherDep, clock: ClockDep) -> RegisterUser:
     return RegisterUser(uow, hasher, clock)
 
 
-async def get_authenticate(
-    uow: UoW, hasher: Hasher, throttle: Throttle, tokens: Tokens
+async def build_authenticate_user(
+    uow: UoWDep, hasher: HasherDep, throttle: ThrottleDep, tokens: TokensDep
 ) -> AuthenticateUser:
     return AuthenticateUser(uow, hasher, throttle, tokens)
 
 
-async def get_get_user(uow: UoW) -> GetUser:
+async def build_get_user(uow: UoWDep) -> GetUser:
     return GetUser(uow)
 
 
-async def get_list_users(uow: UoW) -> ListUsers:
+async def build_list_users(uow: UoWDep) -> ListUsers:
     return ListUsers(uow)
 
 
-async def get_update_profile(uow: UoW, clock: SystemClock) -> UpdateProfile:
+async def build_update_profile(uow: UoWDep, clock: ClockDep) -> UpdateProfile:
     return UpdateProfile(uow, clock)
 
 
-async def get_change_password(
-    uow: UoW, hasher: Hasher, throttle: Throttle, clock: SystemClock
+async def build_change_password(
+    uow: UoWDep, hasher: HasherDep, throttle: ThrottleDep, clock: ClockDep
 ) -> ChangePassword:
     return ChangePassword(uow, hasher, throttle, clock)
 
 
-async def get_admin_update(uow: UoW, clock: SystemClock) -> AdminUpdateUser:
+async def build_admin_update_user(uow: UoWDep, clock: ClockDep) -> AdminUpdateUser:
     return AdminUpdateUser(uow, clock)
 
 
-async def get_delete_user(uow: UoW) -> DeleteUser:
+async def build_delete_user(uow: UoWDep) -> DeleteUser:
     return DeleteUser(uow)
 
 
-Register = Annotated[RegisterUser, Depends(get_register)]
-Authenticate = Annotated[AuthenticateUser, Depends(get_authenticate)]
-GetUserCase = Annotated[GetUser, Depends(get_get_user)]
-ListUsersCase = Annotated[ListUsers, Depends(get_list_users)]
-UpdateProfileCase = Annotated[UpdateProfile, Depends(get_update_profile)]
-ChangePasswordCase = Annotated[ChangePassword, Depends(get_change_password)]
-AdminUpdateCase = Annotated[AdminUpdateUser, Depends(get_admin_update)]
-DeleteUserCase = Annotated[DeleteUser, Depends(get_delete_user)]
+RegisterUserCase = Annotated[RegisterUser, Depends(build_register_user)]
+AuthenticateUserCase = Annotated[AuthenticateUser, Depends(build_authenticate_user)]
+GetUserCase = Annotated[GetUser, Depends(build_get_user)]
+ListUsersCase = Annotated[ListUsers, Depends(build_list_users)]
+UpdateProfileCase = Annotated[UpdateProfile, Depends(build_update_profile)]
+ChangePasswordCase = Annotated[ChangePassword, Depends(build_change_password)]
+AdminUpdateUserCase = Annotated[AdminUpdateUser, Depends(build_admin_update_user)]
+DeleteUserCase = Annotated[DeleteUser, Depends(build_delete_user)]

@@ -1,6 +1,13 @@
-"""Every failure becomes an HTTP response here, in one table; routes never try/except."""
+"""Every failure becomes an HTTP response here; routes never try/except.
+
+`HANDLERS` is the one list of handlers: the app registers it, and code that
+runs outside FastAPI's routing (the `GET /users/me` fast path) looks its
+handler up in it (`handler_for`), so both answer alike. The token endpoint's
+RFC 6749 shape is decided in one place too, `_respond`.
+"""
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from app.core.exceptions import (
     Conflict,
@@ -20,7 +28,6 @@ from app.core.exceptions import (
     RetryLater,
     TooManyAttempts,
     Unauthenticated,
-    Unavailable,
 )
 from app.infra.db.engine import DatabaseUnavailable
 
@@ -36,8 +43,7 @@ STATUS: dict[type[DomainError], int] = {
     NotFound: 404,
     Conflict: 409,
     TooManyAttempts: 429,
-    Unavailable: 503,
-    RetryLater: 503,
+    RetryLater: 503,  # Unavailable, HashingBusy
 }
 
 
@@ -56,12 +62,6 @@ def status_of(exc: DomainError) -> int:
     return next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
 
 
-def oauth_error_from(exc: DomainError) -> OAuthError:
-    if isinstance(exc, RetryLater):
-        return OAuthError("temporarily_unavailable", str(exc), status_of(exc), exc.retry_after)
-    return OAuthError("invalid_grant", str(exc))
-
-
 def _headers(retry_after: int | None = None, **extra: str) -> dict[str, str]:
     headers = dict(extra)
     if retry_after is not None:
@@ -69,14 +69,26 @@ def _headers(retry_after: int | None = None, **extra: str) -> dict[str, str]:
     return headers
 
 
-def _error(
-    request: Request, status_code: int, detail: Any, headers: dict[str, str] | None = None
+def _respond(
+    request: Request,
+    status_code: int,
+    detail: Any,
+    headers: dict[str, str] | None = None,
+    *,
+    refused_grant: bool = False,
 ) -> JSONResponse:
-    """`{"detail"}`, or at the token endpoint the RFC 6749 shape, for any failure."""
-    if request.url.path == TOKEN_URL:
-        error = "temporarily_unavailable" if status_code in (429, 503) else "invalid_request"
-        return _oauth_response(OAuthError(error, str(detail), status_code), headers)
-    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+    """`{"detail"}`, or at the token endpoint RFC 6749 §5.2's shape, for any
+    failure: the one place that tells the two apart."""
+    if request.url.path != TOKEN_URL:
+        return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+    if refused_grant:
+        # Whatever the domain's category (wrong password, inactive user, ...).
+        error, status_code, headers = "invalid_grant", 400, None
+    elif status_code in (429, 503):
+        error = "temporarily_unavailable"
+    else:
+        error = "invalid_request"
+    return _oauth_response(OAuthError(error, str(detail), status_code), headers)
 
 
 def _oauth_response(exc: OAuthError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -92,12 +104,13 @@ async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     status_code = status_of(exc)
     headers: dict[str, str] = {}
-    if status_code == 401:
-        challenge = 'Bearer error="invalid_token"' if isinstance(exc, InvalidToken) else "Bearer"
-        headers["WWW-Authenticate"] = challenge
     if isinstance(exc, RetryLater):
         headers["Retry-After"] = str(exc.retry_after)
-    return _error(request, status_code, str(exc), headers)
+    elif status_code == 401:
+        challenge = 'Bearer error="invalid_token"' if isinstance(exc, InvalidToken) else "Bearer"
+        headers["WWW-Authenticate"] = challenge
+    refused = not isinstance(exc, RetryLater)
+    return _respond(request, status_code, str(exc), headers, refused_grant=refused)
 
 
 async def on_oauth_error(_: Request, exc: Exception) -> JSONResponse:
@@ -112,26 +125,26 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
         for e in exc.errors()
     ]
-    return _error(request, 422, errors)
+    return _respond(request, 422, errors)
 
 
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return _error(request, exc.status_code, exc.detail, dict(exc.headers or {}))
+    return _respond(request, exc.status_code, exc.detail, dict(exc.headers or {}))
 
 
 async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # One line, no traceback: an outage is the operator's news, not a bug.
     reason = str(exc) if isinstance(exc, DatabaseUnavailable) else type(exc).__name__
     log.warning("database unavailable: %s", reason)
-    return _error(
+    return _respond(
         request, 503, "Database unavailable; try again later", _headers(DB_RETRY_AFTER_SECONDS)
     )
 
 
 async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _error(request, 500, "Internal server error")
+    return _respond(request, 500, "Internal server error")
 
 
 # The database, not the request: unreachable, refusing or gone (classified
@@ -140,21 +153,28 @@ async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 DATABASE_UNAVAILABLE = (DatabaseUnavailable, PoolTimeout, OperationalError)
 
 
-async def handled_error_response(request: Request, exc: Exception) -> JSONResponse | None:
-    """What the handlers below answer for `exc`, for code that runs outside
-    FastAPI's routing; None for an unexpected error (a 500, logged)."""
-    if isinstance(exc, DomainError):
-        return await on_domain_error(request, exc)
-    if isinstance(exc, DATABASE_UNAVAILABLE):
-        return await on_database_unavailable(request, exc)
-    return None
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+# Starlette picks the handler of the closest class in the exception's MRO.
+HANDLERS: list[tuple[type[Exception], Handler]] = [
+    (OAuthError, on_oauth_error),
+    (DomainError, on_domain_error),
+    (RequestValidationError, on_validation_error),
+    (HTTPException, on_http_error),
+    *((unavailable, on_database_unavailable) for unavailable in DATABASE_UNAVAILABLE),
+]
+
+
+def handler_for(exc: Exception) -> Handler | None:
+    """The handler of HANDLERS that the app would run for `exc`; None for an
+    unexpected error, to be raised to the outermost layer like a route's."""
+    handlers = dict(HANDLERS)
+    return next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers), None)
 
 
 def register_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(DomainError, on_domain_error)
-    app.add_exception_handler(OAuthError, on_oauth_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(HTTPException, on_http_error)
-    for unavailable in DATABASE_UNAVAILABLE:
-        app.add_exception_handler(unavailable, on_database_unavailable)
+    for exc_type, handler in HANDLERS:
+        app.add_exception_handler(exc_type, handler)
+    # Anything else is a bug: Starlette's outermost layer answers a logged 500
+    # (and re-raises it for the server's log), for routes and the fast path alike.
     app.add_exception_handler(Exception, on_unexpected_error)

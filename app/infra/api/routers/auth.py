@@ -5,9 +5,8 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from app.core.dtos import Credentials
-from app.core.exceptions import DomainError
-from app.infra.api.dependencies import Authenticate
-from app.infra.api.errors import OAuthError, oauth_error_from
+from app.infra.api.dependencies import AuthenticateUserCase
+from app.infra.api.errors import OAuthError
 from app.infra.api.schemas.auth import TokenResponse
 from app.infra.api.schemas.errors import HASHING_503, NO_STORE_HEADERS, oauth_error_responses
 
@@ -58,7 +57,9 @@ _FORM_SCHEMA: dict[str, Any] = {
         ),
     },
 )
-async def issue_token(request: Request, response: Response, usecase: Authenticate) -> TokenResponse:
+async def issue_token(
+    request: Request, response: Response, usecase: AuthenticateUserCase
+) -> TokenResponse:
     # Parsed by hand so that every failure, a missing field included, answers
     # in the RFC 6749 shape rather than FastAPI's 422.
     form = await _read_form(request)
@@ -68,10 +69,8 @@ async def issue_token(request: Request, response: Response, usecase: Authenticat
         raise OAuthError("unsupported_grant_type", "Only the password grant is supported")
     if not username or not password:
         raise OAuthError("invalid_request", "username and password are required")
-    try:
-        token = await usecase.execute(Credentials(username, password))
-    except DomainError as exc:
-        raise oauth_error_from(exc) from None
+    # A refused grant is a domain error: errors.py answers it in RFC 6749's shape.
+    token = await usecase.execute(Credentials(username, password))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return TokenResponse(

@@ -1,6 +1,6 @@
-from fastapi import APIRouter, Request, Response
-from sqlalchemy import text
+from fastapi import APIRouter, Response
 
+from app.infra.api.dependencies import DatabasePing
 from app.infra.api.schemas.errors import error_responses
 from app.infra.api.schemas.health import HealthResponse
 
@@ -17,8 +17,7 @@ async def live() -> HealthResponse:
     summary="The database answers",
     responses=error_responses(503),
 )
-async def ready(request: Request, response: Response) -> HealthResponse:
-    async with request.app.state.engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
+async def ready(ping: DatabasePing, response: Response) -> HealthResponse:
+    await ping()
     response.headers["Cache-Control"] = "no-store"
     return HealthResponse(status="ok")

@@ -7,13 +7,13 @@ from app.core.dtos import AdminChanges, PasswordChange, ProfileChanges, Register
 from app.core.usecases.list_users import MAX_PAGE_SIZE
 from app.core.value_objects.email import MAX_EMAIL_LENGTH
 from app.infra.api.dependencies import (
-    AdminUpdateCase,
+    AdminUpdateUserCase,
     ChangePasswordCase,
     CurrentUser,
     DeleteUserCase,
     GetUserCase,
     ListUsersCase,
-    Register,
+    RegisterUserCase,
     UpdateProfileCase,
 )
 from app.infra.api.schemas.errors import HASHING_503, error_responses
@@ -48,7 +48,9 @@ _LOCATION = {
     },
     summary="Register",
 )
-async def register(body: RegisterRequest, usecase: Register, response: Response) -> UserResponse:
+async def register(
+    body: RegisterRequest, usecase: RegisterUserCase, response: Response
+) -> UserResponse:
     user = await usecase.execute(RegisterInput(body.email, body.password, body.name))
     response.headers["Location"] = f"/users/{user.id}"
     return UserResponse.from_dto(user)
@@ -143,7 +145,7 @@ async def get_user(user_id: uuid.UUID, me: CurrentUser, usecase: GetUserCase) ->
     summary="Change a user (admin)",
 )
 async def update_user(
-    user_id: uuid.UUID, body: AdminUpdateRequest, me: CurrentUser, usecase: AdminUpdateCase
+    user_id: uuid.UUID, body: AdminUpdateRequest, me: CurrentUser, usecase: AdminUpdateUserCase
 ) -> UserResponse:
     changes = AdminChanges(
         name=body.name, email=body.email, role=body.role, is_active=body.is_active
