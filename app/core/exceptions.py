@@ -106,3 +106,13 @@ class HashingBusy(Unavailable):
 
     def __init__(self, retry_after: int = 5) -> None:
         super().__init__(retry_after)
+
+
+# Not a domain error: an infrastructure failure the core's callers handle.
+class EmailNotSent(Exception):
+    """A message could not be handed to the mail server; sending it again may work.
+
+    Deliberately not a DomainError: no request waits for mail, so it never
+    reaches HTTP and needs no status. Whoever sends (the outbox dispatcher)
+    catches it and retries later.
+    """

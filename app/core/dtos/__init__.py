@@ -1,4 +1,5 @@
 from app.core.dtos.auth import AccessToken, Credentials, TokenClaims
+from app.core.dtos.email import EmailMessage
 from app.core.dtos.user import (
     AdminChanges,
     PasswordChange,
@@ -12,6 +13,7 @@ __all__ = [
     "AccessToken",
     "AdminChanges",
     "Credentials",
+    "EmailMessage",
     "PasswordChange",
     "ProfileChanges",
     "RegisterInput",

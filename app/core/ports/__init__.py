@@ -1,4 +1,5 @@
 from app.core.ports.clock import Clock
+from app.core.ports.email_sender import EmailSender
 from app.core.ports.login_throttle import LoginThrottle
 from app.core.ports.password_hasher import PasswordHasher
 from app.core.ports.token_issuer import TokenIssuer
@@ -8,6 +9,7 @@ from app.core.ports.user_repo import UserRepo
 
 __all__ = [
     "Clock",
+    "EmailSender",
     "LoginThrottle",
     "PasswordHasher",
     "TokenIssuer",
