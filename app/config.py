@@ -61,6 +61,11 @@ class Settings(DatabaseSettings):
     LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
     LOGIN_LOCKOUT_SECONDS: int = Field(default=900, ge=1)
 
+    REFRESH_TOKEN_EXPIRE_MINUTES: int = Field(default=7 * 24 * 60, ge=1)
+    SESSION_MAX_LIFETIME_MINUTES: int = Field(default=30 * 24 * 60, ge=1)
+    REFRESH_TOKEN_REUSE_INTERVAL_SECONDS: int = Field(default=10, ge=0, le=300)
+    MAX_SESSIONS_PER_USER: int = Field(default=100, ge=1)
+
     MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
     CORS_ORIGINS: Annotated[list[str], NoDecode] = []
     DOCS_ENABLED: bool = True

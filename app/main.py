@@ -2,17 +2,19 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.config import Settings, get_settings
+from app.core.entities import SessionPolicy
 from app.infra.api.body_limit import BodyLimitMiddleware
 from app.infra.api.current_user_fast_path import CurrentUserFastPath
 from app.infra.api.docs import add_docs
 from app.infra.api.errors import register_error_handlers
 from app.infra.api.request_context import RequestContextMiddleware
-from app.infra.api.routers import auth, health, users
+from app.infra.api.routers import auth, health, sessions, users
 from app.infra.api.services import Services
 from app.infra.auth.jwt_token_issuer import JwtTokenIssuer
 from app.infra.clock import SystemClock
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tokens=tokens,
             throttle=throttle,
             clock=clock,
+            sessions=session_policy(settings),
         )
         purge_every = min(settings.LOGIN_LOCKOUT_SECONDS, LOGIN_PURGE_SECONDS)
         purger = asyncio.create_task(throttle.purge_periodically(purge_every))
@@ -101,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.DOCS_ENABLED:
         add_docs(app)
     register_error_handlers(app)
-    for router in (users.router, auth.router, health.router):
+    for router in (users.router, sessions.router, auth.router, health.router):
         app.include_router(router)
     # Innermost: everything below applies to the fast path as to any route.
     app.add_middleware(CurrentUserFastPath)
@@ -116,3 +119,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def session_policy(settings: Settings) -> SessionPolicy:
+    return SessionPolicy(
+        refresh_token_ttl=timedelta(minutes=settings.REFRESH_TOKEN_EXPIRE_MINUTES),
+        max_lifetime=timedelta(minutes=settings.SESSION_MAX_LIFETIME_MINUTES),
+        reuse_interval=timedelta(seconds=settings.REFRESH_TOKEN_REUSE_INTERVAL_SECONDS),
+        max_per_user=settings.MAX_SESSIONS_PER_USER,
+    )

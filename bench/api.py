@@ -54,15 +54,6 @@ def get_json(base_url: str, path: str, token: str) -> dict[str, object]:
     return body
 
 
-def delete_me(base_url: str, token: str) -> bool:
-    """Best effort: a persistent database should not collect one user per run."""
-    try:
-        with httpx.Client(base_url=base_url, timeout=30) as client:
-            return client.delete("/users/me", headers=bearer(token)).status_code == 204
-    except httpx.HTTPError:
-        return False
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

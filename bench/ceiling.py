@@ -33,7 +33,13 @@ _DEFAULT_ME = {
     "created_at": "2026-11-24T18:30:21.940617Z",
     "updated_at": "2026-11-24T18:30:21.940617Z",
 }
-_DEFAULT_TOKEN = {"access_token": "x" * 220, "token_type": "bearer", "expires_in": 1800}
+_DEFAULT_TOKEN = {
+    "access_token": "x" * 335,
+    "token_type": "bearer",
+    "expires_in": 1800,
+    "refresh_token": "x" * 43,
+    "refresh_token_expires_in": 604800,
+}
 
 
 def _body(env_name: str, default: object) -> bytes:

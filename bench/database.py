@@ -199,7 +199,9 @@ async def _deep_position(url: str, fraction: float) -> DeepPosition:
 def delete_users(database: Database, emails: list[str]) -> int:
     """Removes the benchmark's own accounts from a database that outlives the run.
 
-    SQL rather than the API: the service refuses to delete the last admin.
+    SQL rather than the API: the service refuses to delete the last admin, and
+    a bearer token of the run may have lost its session to later logins. Their
+    sessions and refresh tokens go with them (ON DELETE CASCADE).
     """
     return asyncio.run(_delete_users(database.url, emails))
 
@@ -208,6 +210,8 @@ async def _delete_users(url: str, emails: list[str]) -> int:
     engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:
+            if engine.dialect.name == "sqlite":  # SQLite enforces the cascade only when asked
+                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
             result = await connection.execute(delete(_USERS).where(_USERS.c.email.in_(emails)))
             return int(result.rowcount)
     finally:

@@ -52,17 +52,21 @@ def run_scale(bench: Bench, database: Database | None = None) -> dict[str, Any]:
     print(f"{position.users:,} users in {database.display}")
     service = bench.start_service(database)
     user_login, admin_login = new_credentials("bench"), new_credentials("bench-admin")
+    # Logins of an account of their own: a login ends its account's oldest
+    # session beyond MAX_SESSIONS_PER_USER, which would be the `me` bearer's.
+    login_login = new_credentials("bench-login")
     try:
         user = register(service.url, "Bench User", *user_login)
+        login_user = register(service.url, "Bench Login", *login_login)
         admin = create_admin(bench, service, database.url, *admin_login)
-        probes = build_probes(bench, service, user, admin, position)
+        probes = build_probes(bench, service, Accounts(user, login_user, admin), position)
         results: dict[str, WrkResult] = {}
         for probe in probes:
             print(f"{probe.name} ({options.duration_s}s, -c{probe.load.connections}) ...")
             results[probe.name] = bench.measure(service, probe.load)
         trouble = service.trouble_lines()[:50]
     finally:
-        deleted = delete_users(database, [user_login[0], admin_login[0]])
+        deleted = delete_users(database, [user_login[0], login_login[0], admin_login[0]])
     checks = [clean_run(name, r) for name, r in results.items()]
     return {
         "mode": "scale",
@@ -91,19 +95,27 @@ def run_scale(bench: Bench, database: Database | None = None) -> dict[str, Any]:
         "warnings": noise_warnings(results, database.backend),
         "runs": {name: r.to_json() for name, r in results.items()},
         "server_log_trouble": {"service": trouble},
-        "bench_users_deleted": deleted,  # of 2
+        "bench_users_deleted": deleted,  # of 3
     }
 
 
+@dataclass(frozen=True)
+class Accounts:
+    user: Account  # the bearer of GET /users/me
+    login: Account  # the one the login probe logs in, again and again
+    admin: Account  # the bearer of the listings
+
+
 def build_probes(
-    bench: Bench, service: Server, user: Account, admin: Account, position: DeepPosition
+    bench: Bench, service: Server, accounts: Accounts, position: DeepPosition
 ) -> list[Probe]:
     connections = bench.options.scale_connections
+    admin = accounts.admin
     first_page = _page_path(bench.options.page_size)
     deep_page = _deep_page_path(service, admin, bench.options.page_size, position)
     return [
-        Probe("login", bench.login_load(service, [user], connections)),
-        Probe("me", bench.get_load(service, "/users/me", user, connections)),
+        Probe("login", bench.login_load(service, [accounts.login], connections)),
+        Probe("me", bench.get_load(service, "/users/me", accounts.user, connections)),
         Probe("list_first_page", bench.get_load(service, first_page, admin, connections)),
         Probe("list_deep_page", bench.get_load(service, deep_page, admin, connections)),
     ]

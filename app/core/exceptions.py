@@ -81,6 +81,12 @@ class InvalidToken(Unauthenticated):
     message = "Could not validate credentials"
 
 
+class InvalidRefreshToken(Unauthenticated):
+    """One answer for every cause: unknown, expired, spent, session ended, user gone."""
+
+    message = "Invalid or expired refresh token"
+
+
 # Authorisation.
 class NotEnoughPermissions(Forbidden):
     message = "Not enough permissions"
@@ -89,6 +95,10 @@ class NotEnoughPermissions(Forbidden):
 # Missing things.
 class UserNotFound(NotFound):
     message = "User not found"
+
+
+class SessionNotFound(NotFound):
+    message = "Session not found"
 
 
 # Conflicts with the current state.

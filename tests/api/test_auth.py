@@ -3,11 +3,12 @@
 import asyncio
 import base64
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import pytest
 from asgi_lifespan import LifespanManager
@@ -33,6 +34,8 @@ from tests.conftest import TEST_SECRET, make_settings
 ANN = "ann@example.com"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 OTHER_SECRET = "another-secret-key-that-is-long-enough-9876543210"
+# 32 random bytes in URL-safe base64, unpadded.
+REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class ClientFactory(Protocol):
@@ -79,16 +82,29 @@ def decode(token: str, **options: Any) -> dict[str, Any]:
     return jwt.decode(token, TEST_SECRET, algorithms=["HS256"], **options)
 
 
-def claims_for(user_id: str, **overrides: Any) -> dict[str, Any]:
+class Signed(NamedTuple):
+    """A registered user and one of its live sessions, to craft tokens for."""
+
+    user_id: str
+    session_id: str
+
+
+async def signed_in(client: AsyncClient) -> Signed:
+    user = await register(client)
+    return Signed(user["id"], decode(await login(client))["sid"])
+
+
+def claims_for(signed: Signed, **overrides: Any) -> dict[str, Any]:
     """Claims as the service issues them (`ver` is the user's token version)."""
     now = int(time.time())
     claims: dict[str, Any] = {
-        "sub": user_id,
+        "sub": signed.user_id,
         "iat": now,
         "exp": now + 600,
         "jti": uuid.uuid4().hex,
         "type": "access",
         "ver": 0,
+        "sid": signed.session_id,
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
@@ -102,13 +118,13 @@ def _segment(part: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
 
 
-def unsigned(user_id: str) -> str:
-    return f"{_segment({'alg': 'none', 'typ': 'JWT'})}.{_segment(claims_for(user_id))}."
+def unsigned(signed: Signed) -> str:
+    return f"{_segment({'alg': 'none', 'typ': 'JWT'})}.{_segment(claims_for(signed))}."
 
 
-def tampered(user_id: str) -> str:
-    header, _, signature = sign(claims_for(user_id)).split(".")
-    return f"{header}.{_segment(claims_for(user_id, role='admin'))}.{signature}"
+def tampered(signed: Signed) -> str:
+    header, _, signature = sign(claims_for(signed)).split(".")
+    return f"{header}.{_segment(claims_for(signed, role='admin'))}.{signature}"
 
 
 async def me(client: AsyncClient, token: str) -> Response:
@@ -126,7 +142,13 @@ async def test_token_response_is_rfc6749(client: AsyncClient, settings: Settings
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert set(body) == {
+        "access_token",
+        "token_type",
+        "expires_in",
+        "refresh_token",
+        "refresh_token_expires_in",
+    }
     assert body["token_type"] == "bearer"
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Pragma"] == "no-cache"
@@ -139,6 +161,22 @@ async def test_token_response_is_rfc6749(client: AsyncClient, settings: Settings
     assert type(body["expires_in"]) is int
     assert body["expires_in"] == claims["exp"] - claims["iat"]
     assert body["expires_in"] == settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60
+    assert uuid.UUID(claims["sid"])
+    assert REFRESH_TOKEN.fullmatch(body["refresh_token"]), body["refresh_token"]
+    assert type(body["refresh_token_expires_in"]) is int
+    lifetime_minutes = min(
+        settings.REFRESH_TOKEN_EXPIRE_MINUTES, settings.SESSION_MAX_LIFETIME_MINUTES
+    )
+    assert body["refresh_token_expires_in"] == lifetime_minutes * 60
+
+
+async def test_each_login_is_a_session_of_its_own(client: AsyncClient) -> None:
+    await register(client)
+    first, second = await token_response(client, ANN), await token_response(client, ANN)
+    assert (
+        decode(first.json()["access_token"])["sid"] != decode(second.json()["access_token"])["sid"]
+    )
+    assert first.json()["refresh_token"] != second.json()["refresh_token"]
 
 
 async def test_each_token_has_its_own_jti(client: AsyncClient) -> None:
@@ -202,7 +240,9 @@ async def test_basic_client_authentication_is_ignored(client: AsyncClient) -> No
 # POST /auth/token: failures
 
 
-@pytest.mark.parametrize("grant_type", ["client_credentials", "refresh_token", "PASSWORD"])
+@pytest.mark.parametrize(
+    "grant_type", ["client_credentials", "authorization_code", "PASSWORD", "REFRESH_TOKEN"]
+)
 async def test_other_grant_types_are_unsupported(client: AsyncClient, grant_type: str) -> None:
     await register(client)
     response = await client.post(
@@ -466,8 +506,8 @@ async def test_weaker_hash_is_upgraded_at_login(
 
 async def test_crafted_token_with_the_issued_claims_works(client: AsyncClient) -> None:
     # Guards the cases below: each breaks exactly one thing in such a token.
-    user = await register(client)
-    assert (await me(client, sign(claims_for(user["id"])))).status_code == 200
+    signed = await signed_in(client)
+    assert (await me(client, sign(claims_for(signed)))).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -489,36 +529,42 @@ async def test_bearer_scheme_is_case_insensitive(client: AsyncClient) -> None:
     assert response.status_code == 200, response.text
 
 
-BAD_TOKENS: dict[str, Callable[[str], str]] = {
+def without(signed: Signed, claim: str) -> str:
+    return sign({k: v for k, v in claims_for(signed).items() if k != claim})
+
+
+BAD_TOKENS: dict[str, Callable[[Signed], str]] = {
     "malformed": lambda _: "not-a-jwt",
     "three-garbage-parts": lambda _: "abc.def.ghi",
-    "oversized": lambda uid: sign(claims_for(uid, pad="x" * 5000)),
-    "other-key": lambda uid: sign(claims_for(uid), key=OTHER_SECRET),
+    "oversized": lambda s: sign(claims_for(s, pad="x" * 5000)),
+    "other-key": lambda s: sign(claims_for(s), key=OTHER_SECRET),
     "alg-none": unsigned,
-    "alg-hs512": lambda uid: sign(claims_for(uid), algorithm="HS512"),
+    "alg-hs512": lambda s: sign(claims_for(s), algorithm="HS512"),
     "tampered-payload": tampered,
-    "expired": lambda uid: sign(
-        claims_for(uid, iat=int(time.time()) - 120, exp=int(time.time()) - 60)
-    ),
-    "type-refresh": lambda uid: sign(claims_for(uid, type="refresh")),
-    "no-type": lambda uid: sign({k: v for k, v in claims_for(uid).items() if k != "type"}),
-    "no-exp": lambda uid: sign({k: v for k, v in claims_for(uid).items() if k != "exp"}),
-    "no-sub": lambda uid: sign({k: v for k, v in claims_for(uid).items() if k != "sub"}),
-    "random-uuid-sub": lambda _: sign(claims_for(str(uuid.uuid4()))),
-    "non-uuid-sub": lambda _: sign(claims_for("not-a-uuid")),
-    "exp-infinity": lambda uid: sign(claims_for(uid, exp=float("inf"))),
-    "exp-not-a-number": lambda uid: sign(claims_for(uid, exp="tomorrow")),
-    "sub-not-a-string": lambda _: sign(claims_for("x", sub=12345)),
-    "stale-version": lambda uid: sign(claims_for(uid, ver=1)),
+    "expired": lambda s: sign(claims_for(s, iat=int(time.time()) - 120, exp=int(time.time()) - 60)),
+    "type-refresh": lambda s: sign(claims_for(s, type="refresh")),
+    "no-type": lambda s: without(s, "type"),
+    "no-exp": lambda s: without(s, "exp"),
+    "no-sub": lambda s: without(s, "sub"),
+    "no-sid": lambda s: without(s, "sid"),
+    # The session is live, but it is not this subject's.
+    "random-uuid-sub": lambda s: sign(claims_for(s, sub=str(uuid.uuid4()))),
+    "non-uuid-sub": lambda s: sign(claims_for(s, sub="not-a-uuid")),
+    "unknown-sid": lambda s: sign(claims_for(s, sid=str(uuid.uuid4()))),
+    "non-uuid-sid": lambda s: sign(claims_for(s, sid="not-a-uuid")),
+    "sid-not-a-string": lambda s: sign(claims_for(s, sid=12345)),
+    "exp-infinity": lambda s: sign(claims_for(s, exp=float("inf"))),
+    "exp-not-a-number": lambda s: sign(claims_for(s, exp="tomorrow")),
+    "sub-not-a-string": lambda s: sign(claims_for(s, sub=12345)),
+    "stale-version": lambda s: sign(claims_for(s, ver=1)),
 }
 
 
 @pytest.mark.parametrize("make_token", BAD_TOKENS.values(), ids=BAD_TOKENS.keys())
 async def test_bad_bearer_token_is_401_invalid_token(
-    client: AsyncClient, make_token: Callable[[str], str]
+    client: AsyncClient, make_token: Callable[[Signed], str]
 ) -> None:
-    user = await register(client)
-    response = await me(client, make_token(user["id"]))
+    response = await me(client, make_token(await signed_in(client)))
     assert_unauthorized(response, invalid_token=True)
 
 
@@ -543,8 +589,9 @@ async def test_configured_algorithm_is_the_only_one_accepted(client_with: Client
         user, token = await user_token(client)
         assert jwt.get_unverified_header(token)["alg"] == "HS512"
         assert (await me(client, token)).status_code == 200
+        signed = Signed(user["id"], jwt.get_unverified_claims(token)["sid"])
 
-        response = await me(client, sign(claims_for(user["id"]), algorithm="HS256"))
+        response = await me(client, sign(claims_for(signed), algorithm="HS256"))
 
         assert_unauthorized(response, invalid_token=True)
 
@@ -575,8 +622,9 @@ async def test_issuer_and_audience_are_checked(
     client_with: ClientFactory, iss: str | None, aud: str | None, status: int
 ) -> None:
     async with client_with(JWT_ISSUER=ISSUER, JWT_AUDIENCE=AUDIENCE) as client:
-        user = await register(client)
-        response = await me(client, sign(claims_for(user["id"], iss=iss, aud=aud)))
+        user, token = await user_token(client)
+        signed = Signed(user["id"], jwt.get_unverified_claims(token)["sid"])
+        response = await me(client, sign(claims_for(signed, iss=iss, aud=aud)))
         assert response.status_code == status, response.text
         if status == 401:
             assert_unauthorized(response, invalid_token=True)

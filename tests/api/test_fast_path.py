@@ -16,8 +16,9 @@ from starlette.responses import JSONResponse
 from starlette.responses import Response as Response_
 
 from app.config import Settings
-from app.core.dtos import UserDTO
+from app.core.dtos import Caller
 from app.core.usecases.resolve_current_user import ResolveCurrentUser
+from app.core.value_objects import ID
 from app.infra.api import errors
 from app.infra.api.current_user_fast_path import CurrentUserFastPath
 from app.infra.api.services import services_of
@@ -97,6 +98,17 @@ async def test_a_deleted_user_is_refused_alike(
     )
 
 
+async def test_an_ended_session_is_refused_alike(
+    client: AsyncClient, route_only: AsyncClient
+) -> None:
+    _, token = await user_token(client)
+    assert (await client.post("/auth/logout", headers=bearer(token))).status_code == 204
+
+    fast = await client.get("/users/me", headers=bearer(token))
+    assert fast.status_code == 401, fast.text
+    same(fast, await route_only.get("/users/me", headers=bearer(token)))
+
+
 async def test_other_methods_and_paths_are_left_to_fastapi(client: AsyncClient) -> None:
     _, token = await user_token(client)
     head = await client.head("/users/me", headers=bearer(token))
@@ -117,8 +129,8 @@ async def test_an_unreachable_database_is_503_with_retry_after(unreachable: str)
         LifespanManager(app),
         AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
     ):
-        # A well-signed token for a user the database cannot be asked about.
-        token = services_of(app).tokens.issue(a_user()).token
+        # A well-signed token of a session the database cannot be asked about.
+        token = services_of(app).tokens.issue(a_user(), ID.new()).token
         response = await http.get("/users/me", headers=bearer(token))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
@@ -138,7 +150,7 @@ async def test_a_handler_added_to_the_list_applies_to_routes_and_the_fast_path(
 ) -> None:
     monkeypatch.setattr(errors, "HANDLERS", [*errors.HANDLERS, (Teapot, on_teapot)])
 
-    async def brew(self: ResolveCurrentUser, token: str | None) -> UserDTO:
+    async def brew(self: ResolveCurrentUser, token: str | None) -> Caller:
         raise Teapot()
 
     monkeypatch.setattr(ResolveCurrentUser, "execute", brew)

@@ -3,13 +3,14 @@ promise that no password, hash or token ever reaches the logs."""
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import NamedTuple
 from urllib.parse import quote, urlencode
 
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -255,6 +256,86 @@ async def test_no_password_hash_or_token_reaches_the_logs(
                 ).scalars()
                 secrets = [PASSWORD, NEW_PASSWORD, "a-wrong-password", *hashes, *tokens]
 
+    assert_not_logged(caplog, secrets)
+
+
+async def test_no_refresh_token_access_token_or_password_of_a_session_reaches_the_logs(
+    database_url: str, clean_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(make_settings(database_url, LOG_LEVEL="DEBUG"))
+    with caplog.at_level(logging.DEBUG):
+        async with (
+            LifespanManager(app),
+            AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
+        ):
+            _, admin = await admin_token(app, http)
+            user, _ = await user_token(http)
+            first = await _pair(token_response(http, "ann@example.com"))
+            rotated = await _pair(_refresh(http, first.refresh))
+            pairs = [first, rotated]
+            # The grace presentation, then reuse (audited, the session ends).
+            pairs.append(await _pair(_refresh(http, first.refresh)))
+            assert (await _refresh(http, first.refresh)).status_code == 400
+            assert (await _refresh(http, "not-a-refresh-token")).status_code == 400
+
+            current = await _pair(token_response(http, "ann@example.com"))
+            other = await _pair(token_response(http, "ann@example.com"))
+            pairs += [current, other]
+            listed = await http.get("/users/me/sessions", headers=bearer(current.access))
+            assert listed.status_code == 200, listed.text
+            other_id = next(s["id"] for s in listed.json()["items"] if not s["current"])
+            ended = await http.delete(
+                f"/users/me/sessions/{other_id}", headers=bearer(current.access)
+            )
+            assert ended.status_code == 204, ended.text
+
+            for token in (current.refresh, current.access, "not-a-token"):
+                revoked = await http.post("/auth/revoke", data={"token": token})
+                assert revoked.status_code == 200, revoked.text
+            for path in ("/auth/logout", "/auth/logout/all"):
+                pair = await _pair(token_response(http, "ann@example.com"))
+                pairs.append(pair)
+                assert (await http.post(path, headers=bearer(pair.access))).status_code == 204
+            pairs.append(await _pair(token_response(http, "ann@example.com")))
+            by_admin = await http.delete(f"/users/{user['id']}/sessions", headers=bearer(admin))
+            assert by_admin.status_code == 204, by_admin.text
+            await http.get("/users/me", headers=bearer(pairs[-1].access))  # its session ended
+
+            async with clean_engine.connect() as connection:
+                digests = (
+                    await connection.execute(text("SELECT token_hash FROM refresh_tokens"))
+                ).scalars()
+                secrets = [
+                    PASSWORD,
+                    admin,
+                    *(p.access for p in pairs),
+                    *(p.refresh for p in pairs),
+                    *digests,
+                ]
+
+    audited = [event for event, _ in audit_events(caplog)]
+    assert "session.refresh_token_reused" in audited, audited  # the flows ran
+    assert_not_logged(caplog, secrets)
+
+
+class _Pair(NamedTuple):
+    access: str
+    refresh: str
+
+
+async def _pair(answer: Awaitable[Response]) -> _Pair:
+    response = await answer
+    assert response.status_code == 200, response.text
+    return _Pair(response.json()["access_token"], response.json()["refresh_token"])
+
+
+async def _refresh(http: AsyncClient, refresh_token: str) -> Response:
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return await http.post("/auth/token", data=form)
+
+
+def assert_not_logged(caplog: pytest.LogCaptureFixture, secrets: list[str]) -> None:
+    """Checks what was captured, and each record as both formatters write it."""
     logged = caplog.text + "\n".join(
         formatter.format(record)
         for record in caplog.records

@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
+from app.core.value_objects import ID
 from app.infra.api.errors import DATABASE_UNAVAILABLE
 from app.infra.auth.jwt_token_issuer import JwtTokenIssuer
 from app.infra.clock import SystemClock
@@ -32,6 +33,9 @@ from tests.integration.helpers import a_user
 from tests.server_process import ServerProcess
 
 PASSWORD = "correct-horse-battery"
+# The account the repeated login calls use: not the bearer's, whose session a
+# login would end once the account has MAX_SESSIONS_PER_USER of them.
+LOGIN_EMAIL = "login@example.com"
 # Hang checks, not performance targets: with 2 s connect and pool timeouts a
 # 503 comes within a few seconds; a hang would take the client's 60 s.
 FAIL_FAST_SECONDS = 10.0
@@ -70,13 +74,21 @@ class Service:
 
     def calls(self) -> dict[str, Callable[[], httpx.Response]]:
         """One request per kind of database use: the batched reader (fast
-        path and dependency), a write, the login path with its throttle."""
+        path and dependency), a write, the login path with its throttle, the
+        sessions of a user, a refresh token's look-up."""
         user, admin = self.user_token, self.admin_token
         return {
             "GET /users/me": lambda: self.http.get("/users/me", headers=self.bearer(user)),
             "POST /users": lambda: register(self.http, f"{uuid.uuid4().hex[:12]}@example.com"),
-            "POST /auth/token": lambda: login(self.http, "ann@example.com"),
+            "POST /auth/token": lambda: login(self.http, LOGIN_EMAIL),
             "GET /users": lambda: self.http.get("/users", headers=self.bearer(admin)),
+            "GET /users/me/sessions": lambda: self.http.get(
+                "/users/me/sessions", headers=self.bearer(user)
+            ),
+            # A token never issued: looked up all the same, and 200 when the database answers.
+            "POST /auth/revoke": lambda: self.http.post(
+                "/auth/revoke", data={"token": uuid.uuid4().hex}
+            ),
         }
 
 
@@ -86,6 +98,12 @@ def register(http: httpx.Client, email: str) -> httpx.Response:
 
 def login(http: httpx.Client, email: str) -> httpx.Response:
     return http.post("/auth/token", data={"username": email, "password": PASSWORD})
+
+
+def refresh(http: httpx.Client, refresh_token: str) -> httpx.Response:
+    return http.post(
+        "/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token}
+    )
 
 
 async def _promote(url: str, email: str) -> None:
@@ -102,7 +120,7 @@ def service(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
     server = start_server(pg_cluster.url, tmp_path_factory.mktemp("outage"))
     try:
         with httpx.Client(base_url=server.base_url, timeout=CLIENT_TIMEOUT_SECONDS) as http:
-            for email in ("ann@example.com", "root@example.com"):
+            for email in ("ann@example.com", "root@example.com", LOGIN_EMAIL):
                 assert register(http, email).status_code == 201
             asyncio.run(_promote(pg_cluster.url, "root@example.com"))
             tokens = [login(http, email) for email in ("ann@example.com", "root@example.com")]
@@ -122,7 +140,7 @@ def assert_unavailable(name: str, response: httpx.Response, elapsed: float) -> N
     assert int(response.headers["Retry-After"]) > 0, where
     assert "traceback" not in response.text.lower(), where
     body = response.json()
-    if name == "POST /auth/token":  # RFC 6749 §5.2 at the token endpoint
+    if name.startswith("POST /auth/"):  # RFC 6749 §5.2 at the token and revocation endpoints
         assert body["error"] == "temporarily_unavailable", where
         assert body["error_description"], where
         assert response.headers["Cache-Control"] == "no-store", where
@@ -166,12 +184,16 @@ def test_an_outage_answers_503_quickly_and_heals_without_a_restart(
 ) -> None:
     pid, since = service.server.process.pid, service.server.output_size()
     all_served(service)  # the pools hold live connections when the database goes
+    refresh_token = login(service.http, "ann@example.com").json()["refresh_token"]
 
     pg_cluster.stop("fast")
     for name, call in service.calls().items():
         started = time.monotonic()
         response = call()
         assert_unavailable(name, response, time.monotonic() - started)
+    started = time.monotonic()
+    response = refresh(service.http, refresh_token)
+    assert_unavailable("POST /auth/token (refresh)", response, time.monotonic() - started)
     assert service.http.get("/health").status_code == 200
     started = time.monotonic()
     ready = service.http.get("/health/ready")
@@ -180,6 +202,8 @@ def test_an_outage_answers_503_quickly_and_heals_without_a_restart(
     pg_cluster.start()
     all_served(service)
     assert service.http.get("/health/ready").status_code == 200
+    # The refresh refused during the outage spent nothing: the token still works.
+    assert refresh(service.http, refresh_token).status_code == 200
     assert service.server.process.poll() is None
     assert service.server.process.pid == pid
     assert_no_traceback(service.server, since)
@@ -254,8 +278,10 @@ def test_a_database_that_does_not_answer_times_out(tmp_path: Path) -> None:
 
 
 def _any_token() -> str:
-    """A well-signed token, so the request gets as far as the database."""
-    return JwtTokenIssuer(TEST_SECRET, "HS256", 30, SystemClock()).issue(a_user()).token
+    """A well-signed token (of a session nobody can look up), so the request
+    gets as far as the database."""
+    issuer = JwtTokenIssuer(TEST_SECRET, "HS256", 30, SystemClock())
+    return issuer.issue(a_user(), ID.new()).token
 
 
 async def test_an_outage_inside_a_unit_of_work_writes_nothing(pg_cluster: Cluster) -> None:

@@ -126,7 +126,23 @@ async def _empty_tables(settings: Settings) -> None:
 # started. Each test calls the app of its backend (`case.call(app=...)`).
 # (`schemathesis.pytest.from_fixture` would load it per backend, but its lazy
 # runner reads `Function._nodeid`, which pytest 9 no longer has.)
-schema = schemathesis.openapi.from_dict(create_app(make_settings("sqlite+aiosqlite://")).openapi())
+SPEC = create_app(make_settings("sqlite+aiosqlite://")).openapi()
+schema = schemathesis.openapi.from_dict(SPEC)
+# The routes of sessions and refresh tokens (v2): fuzzed like every other.
+SESSION_ROUTES = {
+    ("post", "/auth/token"),
+    ("post", "/auth/revoke"),
+    ("post", "/auth/logout"),
+    ("post", "/auth/logout/all"),
+    ("get", "/users/me/sessions"),
+    ("delete", "/users/me/sessions/{session_id}"),
+    ("delete", "/users/{user_id}/sessions"),
+}
+
+
+def test_the_session_routes_are_in_the_fuzzed_schema() -> None:
+    operations = {(method, path) for path, item in SPEC["paths"].items() for method in item}
+    assert operations >= SESSION_ROUTES, SESSION_ROUTES - operations
 
 
 @pytest.mark.parametrize("identity", ["anonymous", "user", "admin"])

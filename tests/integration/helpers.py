@@ -1,11 +1,11 @@
-"""Builders that integration tests share: users with every field chosen."""
+"""Builders that integration tests share: users and sessions with every field chosen."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.entities import User
+from app.core.entities import Session, User
 from app.core.value_objects import ID, Email, HashedPassword, Name, Role
 from app.infra.db.engine import create_sessionmaker
 from app.infra.db.unit_of_work import SqlUserUnitOfWork
@@ -74,3 +74,67 @@ async def load(engine: AsyncEngine, user: User) -> User | None:
 
 def later(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
+
+
+def a_session(
+    user: User,
+    *,
+    created_at: datetime = T0,
+    lifetime: timedelta = timedelta(days=30),
+    user_agent: str | None = "Mozilla/5.0 (X11; Linux x86_64)",
+) -> Session:
+    """A live session of `user`, as a login at `created_at` starts it."""
+    return Session(
+        id=ID.new(),
+        user_id=user.id,
+        created_at=created_at,
+        last_used_at=created_at,
+        expires_at=created_at + lifetime,
+        ended_at=None,
+        user_agent=user_agent,
+    )
+
+
+def session_fields(session: Session) -> tuple[object, ...]:
+    """Every stored field, since a `Session` compares by identity."""
+    return (
+        session.id,
+        session.user_id,
+        session.created_at,
+        session.last_used_at,
+        session.expires_at,
+        session.ended_at,
+        session.user_agent,
+    )
+
+
+async def save_sessions(engine: AsyncEngine, *sessions: Session) -> None:
+    async with uow_for(engine) as uow:
+        for session in sessions:
+            await uow.sessions.add(session)
+        await uow.commit()
+
+
+async def store_session(
+    engine: AsyncEngine,
+    user: User,
+    *,
+    created_at: datetime = T0,
+    lifetime: timedelta = timedelta(days=30),
+    ended_at: datetime | None = None,
+) -> Session:
+    """Stores a session of `user` (already saved), ended at `ended_at` if given,
+    through the repository as the app does: a session is added live, then ended."""
+    session = a_session(user, created_at=created_at, lifetime=lifetime)
+    async with uow_for(engine) as uow:
+        await uow.sessions.add(session)
+        if ended_at is not None:
+            await uow.sessions.end(session.id, ended_at)
+            session.ended_at = ended_at
+        await uow.commit()
+    return session
+
+
+async def load_session(engine: AsyncEngine, session: Session) -> Session | None:
+    async with uow_for(engine) as uow:
+        return await uow.sessions.get(session.id)

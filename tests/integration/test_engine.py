@@ -15,7 +15,7 @@ from sqlalchemy.pool import QueuePool
 
 from app.core.value_objects import Email
 from app.infra.db.engine import DatabaseUnavailable, connection_trouble, create_engine
-from app.infra.db.rows_by_id import AsyncpgRowsById
+from app.infra.db.rows_by_session import AsyncpgRowsBySession
 from tests.conftest import make_settings
 from tests.integration.helpers import a_user, load, uow_for
 
@@ -160,7 +160,7 @@ async def test_a_refused_connection_is_unavailability_on_both_pools(
     change, driver_error = REFUSED[refusal]
     settings = make_settings(_elsewhere(postgres_url, **change), DB_CONNECT_TIMEOUT_SECONDS=2)
     engine = create_engine(settings)
-    rows = await AsyncpgRowsById.open(settings, 1)
+    rows = await AsyncpgRowsBySession.open(settings, 1)
     try:
         with pytest.raises(DatabaseUnavailable, match=f"^{driver_error}$"):
             async with engine.connect() as connection:
@@ -176,7 +176,7 @@ async def test_a_bad_statement_or_argument_is_no_unavailability(postgres_url: st
     """A bug stays a bug (a 500 with its traceback), not a 503 that hides it."""
     settings = make_settings(postgres_url)
     engine = create_engine(settings)
-    rows = await AsyncpgRowsById.open(settings, 1)
+    rows = await AsyncpgRowsBySession.open(settings, 1)
     try:
         with pytest.raises(exc.ProgrammingError):
             async with engine.connect() as connection:

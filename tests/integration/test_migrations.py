@@ -22,9 +22,18 @@ from app.infra.clock import SystemClock
 from app.infra.db.engine import create_engine, create_sessionmaker
 from app.infra.db.login_throttle import SqlLoginThrottle
 from tests.conftest import alembic_config, make_settings
-from tests.integration.helpers import a_user, fields, load, save
+from tests.integration.helpers import (
+    a_user,
+    fields,
+    load,
+    load_session,
+    save,
+    session_fields,
+    store_session,
+)
 
-APP_TABLES = {"users", "login_attempts"}
+APP_TABLES = {"users", "login_attempts", "sessions", "refresh_tokens"}
+SESSION_TABLES = {"sessions", "refresh_tokens"}
 
 
 async def _admin_sql(url: str, sql: str) -> None:
@@ -96,6 +105,11 @@ async def test_upgrade_downgrade_and_upgrade_again(empty_url: str) -> None:
     tables = await schema(empty_url)
     assert set(tables) == APP_TABLES | {"alembic_version"}
     assert {"ix_users_created_at_id", "uq_users_email"} <= tables["users"]
+    assert tables["sessions"] == {"ix_sessions_user_id_created_at", "ix_sessions_expires_at"}
+    assert tables["refresh_tokens"] == {
+        "ix_refresh_tokens_session_id",
+        "ix_refresh_tokens_expires_at",
+    }
     assert await run_sql(empty_url, "SELECT version_num FROM alembic_version") == [(head(),)]
 
     await alembic("downgrade", empty_url, "base")
@@ -119,9 +133,36 @@ async def test_the_migrated_schema_serves_the_repositories(empty_url: str) -> No
         stored = await load(engine, user)
         assert stored is not None
         assert fields(stored) == fields(user)
+        session = await store_session(engine, user)
+        stored_session = await load_session(engine, session)
+        assert stored_session is not None
+        assert session_fields(stored_session) == session_fields(session)
         limiter = SqlLoginThrottle(create_sessionmaker(engine), SystemClock(), 1, 3600)
         assert await limiter.reserve("ann@example.com") is None
         assert await limiter.reserve("ann@example.com") is not None
+    finally:
+        await engine.dispose()
+
+
+async def test_0003_adds_and_drops_the_session_tables_alone(empty_url: str) -> None:
+    await alembic("upgrade", empty_url, "0002")
+    before = await schema(empty_url)
+    assert not SESSION_TABLES & set(before)
+    engine = create_engine(make_settings(empty_url))
+    try:
+        user = a_user()
+        await save(engine, user)
+
+        await alembic("upgrade", empty_url, "0003")
+        assert set(await schema(empty_url)) == set(before) | SESSION_TABLES
+        await store_session(engine, user)  # for a user from before the revision
+
+        await alembic("downgrade", empty_url, "0002")
+        assert await schema(empty_url) == before
+        assert await run_sql(empty_url, "SELECT version_num FROM alembic_version") == [("0002",)]
+        stored = await load(engine, user)  # users keep their rows
+        assert stored is not None
+        assert fields(stored) == fields(user)
     finally:
         await engine.dispose()
 

@@ -1,5 +1,5 @@
 """BatchedUserReader: batching rules on a fake row source, and each real row
-source against the repository on both backends."""
+source against the repositories on both backends."""
 
 import asyncio
 import uuid
@@ -9,29 +9,68 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.entities import User
+from app.core.entities import Session, User
 from app.core.value_objects import ID, Name
 from app.infra.db.engine import DatabaseUnavailable
-from app.infra.db.mapping import UserRecord, to_row
-from app.infra.db.rows_by_id import AsyncpgRowsById, SqliteRowsById, SqlRowsById
+from app.infra.db.mapping import SessionRecord, UserRecord, to_row
+from app.infra.db.models import SessionRow
+from app.infra.db.rows_by_session import (
+    AsyncpgRowsBySession,
+    SqliteRowsBySession,
+    SqlRowsBySession,
+)
 from app.infra.db.user_reader import BatchedUserReader, open_user_reader
 from tests.conftest import make_settings
-from tests.integration.helpers import a_user, fields, later, load, save, uow_for
+from tests.integration.helpers import (
+    a_session,
+    a_user,
+    fields,
+    later,
+    load,
+    load_session,
+    save,
+    save_sessions,
+    session_fields,
+    uow_for,
+)
 
 # A hang is the failure these tests look for: fail it instead of waiting forever.
 DEADLINE = 5
+
+Found = tuple[User, Session] | None
+Rows = Mapping[uuid.UUID, tuple[UserRecord, SessionRecord]]
+
+
+def signed_in(email: str = "ann@example.com") -> tuple[User, Session]:
+    """A user and a session of theirs."""
+    user = a_user(email)
+    return user, a_session(user)
+
+
+def session_row(session: Session) -> SessionRow:
+    return SessionRow(
+        id=session.id.value,
+        user_id=session.user_id.value,
+        created_at=session.created_at,
+        last_used_at=session.last_used_at,
+        expires_at=session.expires_at,
+        ended_at=session.ended_at,
+        user_agent=session.user_agent,
+    )
 
 
 class FakeRows:
     """Rows of a dict, answered after one loop turn; counts queries and overlap."""
 
-    def __init__(self, *users: User) -> None:
-        self.rows: dict[uuid.UUID, UserRecord] = {u.id.value: to_row(u) for u in users}
+    def __init__(self, *logins: tuple[User, Session]) -> None:
+        self.rows: dict[uuid.UUID, tuple[UserRecord, SessionRecord]] = {
+            session.id.value: (to_row(user), session_row(session)) for user, session in logins
+        }
         self.queries: list[list[uuid.UUID]] = []
         self.in_flight = self.most_in_flight = 0
         self.fail_with: Exception | None = None
 
-    async def __call__(self, ids: list[uuid.UUID]) -> Mapping[uuid.UUID, UserRecord]:
+    async def __call__(self, ids: list[uuid.UUID]) -> Rows:
         self.queries.append(ids)
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
@@ -44,91 +83,104 @@ class FakeRows:
             self.in_flight -= 1
 
 
-async def lookup(reader: BatchedUserReader, user: User | uuid.UUID) -> User | None:
-    user_id = user.id if isinstance(user, User) else ID(user)
-    return await asyncio.wait_for(reader.get_by_id(user_id), DEADLINE)
+async def lookup(reader: BatchedUserReader, session: Session | uuid.UUID) -> Found:
+    session_id = session.id if isinstance(session, Session) else ID(session)
+    return await asyncio.wait_for(reader.get_with_session(session_id), DEADLINE)
+
+
+def assert_found(found: Found, user: User, session: Session) -> None:
+    assert found is not None
+    assert fields(found[0]) == fields(user)
+    assert session_fields(found[1]) == session_fields(session)
 
 
 async def test_a_lone_lookup_is_one_query() -> None:
-    ann = a_user()
-    rows = FakeRows(ann)
-    found = await lookup(BatchedUserReader(rows, max_queries=2), ann)
-    assert found is not None
-    assert fields(found) == fields(ann)
-    assert rows.queries == [[ann.id.value]]
+    ann, session = signed_in()
+    rows = FakeRows((ann, session))
+    found = await lookup(BatchedUserReader(rows, max_queries=2), session)
+    assert_found(found, ann, session)
+    assert rows.queries == [[session.id.value]]
 
 
-async def test_an_unknown_id_is_none() -> None:
-    assert await lookup(BatchedUserReader(FakeRows(), max_queries=1), uuid.uuid4()) is None
+async def test_an_unknown_session_id_is_none() -> None:
+    reader = BatchedUserReader(FakeRows(signed_in()), max_queries=1)
+    assert await lookup(reader, uuid.uuid4()) is None
 
 
 async def test_concurrent_lookups_share_few_queries() -> None:
-    users = [a_user(f"u{i}@example.com") for i in range(50)]
-    rows = FakeRows(*users)
+    logins = [signed_in(f"u{i}@example.com") for i in range(50)]
+    rows = FakeRows(*logins)
     reader = BatchedUserReader(rows, max_queries=2)
+    sessions = [session for _, session in logins]
 
-    found = await asyncio.gather(*(lookup(reader, u) for u in users * 2))
+    found = await asyncio.gather(*(lookup(reader, s) for s in sessions * 2))
 
-    assert [f.id if f else None for f in found] == [u.id for u in users * 2]
+    assert [(f[0].id, f[1].id) if f else None for f in found] == [
+        (u.id, s.id) for u, s in logins * 2
+    ]
     assert len(rows.queries) <= 2
     assert rows.most_in_flight <= 2
-    assert sorted(i for q in rows.queries for i in q) == sorted(u.id.value for u in users)
+    assert sorted(i for q in rows.queries for i in q) == sorted(s.id.value for s in sessions)
 
 
 async def test_no_query_holds_more_than_the_batch_limit() -> None:
-    users = [a_user(f"u{i}@example.com") for i in range(BatchedUserReader.MAX_BATCH + 7)]
-    rows = FakeRows(*users)
+    logins = [signed_in(f"u{i}@example.com") for i in range(BatchedUserReader.MAX_BATCH + 7)]
+    rows = FakeRows(*logins)
     reader = BatchedUserReader(rows, max_queries=1)
-    await asyncio.gather(*(lookup(reader, u) for u in users))
+    await asyncio.gather(*(lookup(reader, session) for _, session in logins))
     assert [len(q) for q in rows.queries] == [BatchedUserReader.MAX_BATCH, 7]
 
 
 async def test_a_lookup_right_after_the_queue_empties_is_answered() -> None:
     # A lookup made just as the last query finished once waited forever.
-    ann = a_user()
-    reader = BatchedUserReader(FakeRows(ann), max_queries=1)
+    ann, session = signed_in()
+    reader = BatchedUserReader(FakeRows((ann, session)), max_queries=1)
     for _ in range(20):
-        first = asyncio.create_task(lookup(reader, ann))
+        first = asyncio.create_task(lookup(reader, session))
         await asyncio.sleep(0)
         await first
-        assert await lookup(reader, ann) is not None
+        assert await lookup(reader, session) is not None
 
 
-async def test_each_caller_gets_its_own_entity() -> None:
-    ann = a_user()
-    reader = BatchedUserReader(FakeRows(ann), max_queries=1)
-    one, two = await asyncio.gather(lookup(reader, ann), lookup(reader, ann))
+async def test_each_caller_gets_its_own_entities() -> None:
+    ann, session = signed_in()
+    reader = BatchedUserReader(FakeRows((ann, session)), max_queries=1)
+    one, two = await asyncio.gather(lookup(reader, session), lookup(reader, session))
     assert one is not None
     assert two is not None
-    one.rename(Name("Changed"), later(1))
-    assert two.name == Name("Ann")
+    one[0].rename(Name("Changed"), later(1))
+    one[1].ended_at = later(1)
+    assert two[0].name == Name("Ann")
+    assert two[1].ended_at is None
 
 
 async def test_a_failed_query_fails_its_lookups_and_the_next_ones_recover() -> None:
-    ann = a_user()
-    rows = FakeRows(ann)
+    ann, session = signed_in()
+    rows = FakeRows((ann, session))
     reader = BatchedUserReader(rows, max_queries=1)
     rows.fail_with = DatabaseUnavailable("down")
 
-    results = await asyncio.gather(lookup(reader, ann), lookup(reader, ann), return_exceptions=True)
+    results = await asyncio.gather(
+        lookup(reader, session), lookup(reader, session), return_exceptions=True
+    )
 
     assert all(isinstance(r, DatabaseUnavailable) for r in results)
     rows.fail_with = None
-    assert await lookup(reader, ann) is not None
+    assert await lookup(reader, session) is not None
 
 
 async def test_a_cancelled_lookup_does_not_disturb_the_others() -> None:
-    ann = a_user()
-    reader = BatchedUserReader(FakeRows(ann), max_queries=1)
-    cancelled = asyncio.create_task(lookup(reader, ann))
-    kept = asyncio.create_task(lookup(reader, ann))
+    ann, session = signed_in()
+    reader = BatchedUserReader(FakeRows((ann, session)), max_queries=1)
+    cancelled = asyncio.create_task(lookup(reader, session))
+    kept = asyncio.create_task(lookup(reader, session))
     await asyncio.sleep(0)
     cancelled.cancel()
     assert await kept is not None
     assert cancelled.cancelled()
 
 
-# The real row sources, against what the repository stores.
+# The real row sources, against what the repositories store.
 
 
 @pytest.fixture
@@ -138,33 +190,55 @@ async def reader(database_url: str, clean_engine: AsyncEngine) -> AsyncIterator[
     await opened.close()
 
 
-async def test_the_process_reader_reads_what_the_repository_wrote(
+async def test_the_process_reader_reads_what_the_repositories_wrote(
     reader: BatchedUserReader, clean_engine: AsyncEngine
 ) -> None:
     ann = a_user(updated_at=later(3), token_version=4)
     bob = a_user("bob@example.com", "Bob", is_active=False)
+    ann_phone, ann_laptop = a_session(ann, created_at=later(1)), a_session(ann, user_agent=None)
+    bob_session = a_session(bob, created_at=later(2))
     await save(clean_engine, ann, bob)
+    await save_sessions(clean_engine, ann_phone, ann_laptop, bob_session)
 
-    found = await asyncio.gather(lookup(reader, ann), lookup(reader, bob), lookup(reader, ann))
+    found = await asyncio.gather(
+        lookup(reader, ann_phone),
+        lookup(reader, bob_session),
+        lookup(reader, ann_laptop),
+        lookup(reader, ann_phone),
+    )
 
-    for got, want in zip(found, (ann, bob, ann), strict=True):
-        assert got is not None
-        assert fields(got) == fields(want)
+    for got, (user, session) in zip(
+        found,
+        [(ann, ann_phone), (bob, bob_session), (ann, ann_laptop), (ann, ann_phone)],
+        strict=True,
+    ):
+        assert_found(got, user, session)
     assert await lookup(reader, uuid.uuid4()) is None
 
 
 async def test_a_lookup_sees_every_change_committed_before_it(
     reader: BatchedUserReader, clean_engine: AsyncEngine
 ) -> None:
-    ann = a_user()
+    ann, session = signed_in()
     await save(clean_engine, ann)
-    assert await lookup(reader, ann) is not None
+    await save_sessions(clean_engine, session)
+    found = await lookup(reader, session)
+    assert found is not None
+    assert found[1].ended_at is None
+
+    async with uow_for(clean_engine) as uow:
+        await uow.sessions.end(session.id, later(5))
+        await uow.commit()
+
+    found = await lookup(reader, session)
+    assert found is not None
+    assert found[1].ended_at == later(5)
 
     async with uow_for(clean_engine) as uow:
         await uow.users.delete(ann.id)
         await uow.commit()
 
-    assert await lookup(reader, ann) is None
+    assert await lookup(reader, session) is None
 
 
 async def test_the_fast_and_the_generic_row_sources_agree(
@@ -172,17 +246,25 @@ async def test_the_fast_and_the_generic_row_sources_agree(
 ) -> None:
     # Microseconds apart, so any decoding slip of the timestamps shows.
     users = [a_user(f"u{i}@example.com", created_at=later(i / 1e6)) for i in range(3)]
+    sessions = [a_session(u, created_at=later(10 + i / 1e6)) for i, u in enumerate(users)]
     await save(clean_engine, *users)
+    await save_sessions(clean_engine, *sessions)
+    async with uow_for(clean_engine) as uow:
+        await uow.sessions.end(sessions[0].id, later(20.000001))
+        await uow.commit()
     fast = await open_user_reader(make_settings(database_url), clean_engine, connections=1)
-    generic = BatchedUserReader(SqlRowsById(clean_engine), max_queries=1)
+    generic = BatchedUserReader(SqlRowsBySession(clean_engine), max_queries=1)
     try:
-        for user in users:
-            stored = await load(clean_engine, user)
-            assert stored is not None
+        for user, session in zip(users, sessions, strict=True):
+            stored_user = await load(clean_engine, user)
+            stored_session = await load_session(clean_engine, session)
+            assert stored_user is not None
+            assert stored_session is not None
             for reader in (fast, generic):
-                got = await lookup(reader, user)
-                assert got is not None
-                assert fields(got) == fields(stored) == fields(user)
+                assert_found(await lookup(reader, session), stored_user, stored_session)
+        stored = await load_session(clean_engine, sessions[0])
+        assert stored is not None
+        assert stored.ended_at == later(20.000001)
     finally:
         await fast.close()
 
@@ -192,8 +274,10 @@ async def test_the_fast_row_source_is_the_backends_own(
 ) -> None:
     opened = await open_user_reader(make_settings(database_url), clean_engine, connections=1)
     try:
-        source = opened._rows_by_id
-        expected = AsyncpgRowsById if database_url.startswith("postgresql") else SqliteRowsById
+        source = opened._rows
+        expected = (
+            AsyncpgRowsBySession if database_url.startswith("postgresql") else SqliteRowsBySession
+        )
         assert isinstance(source, expected)
     finally:
         await opened.close()
@@ -203,7 +287,7 @@ async def test_an_unreachable_postgresql_is_database_unavailable() -> None:
     settings = make_settings(
         "postgresql+asyncpg://postgres@127.0.0.1:9/nowhere", DB_CONNECT_TIMEOUT_SECONDS=2
     )
-    rows = await AsyncpgRowsById.open(settings, connections=1)
+    rows = await AsyncpgRowsBySession.open(settings, connections=1)
     try:
         with pytest.raises(DatabaseUnavailable):
             await rows([uuid.uuid4()])
@@ -212,7 +296,7 @@ async def test_an_unreachable_postgresql_is_database_unavailable() -> None:
 
 
 async def test_a_missing_sqlite_file_is_database_unavailable(tmp_path: Path) -> None:
-    rows = SqliteRowsById(str(tmp_path / "missing.db"))
+    rows = SqliteRowsBySession(str(tmp_path / "missing.db"))
     with pytest.raises(DatabaseUnavailable):
         await rows([uuid.uuid4()])
     await rows.close()

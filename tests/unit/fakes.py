@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
-from app.core.dtos import AccessToken, TokenClaims, UserDTO
-from app.core.entities import User
+from app.core.dtos import AccessToken, Caller, TokenClaims, UserDTO
+from app.core.entities import RefreshToken, Session, SessionPolicy, User
 from app.core.exceptions import EmailTaken, InvalidToken
 from app.core.value_objects import ID, Email, HashedPassword, Name, Password, Role
 from app.core.value_objects.page_cursor import PageCursor
@@ -30,6 +30,8 @@ class InMemoryUserRepo:
         self.rows: dict[ID, User] = {}
         self.locked: list[ID] = []
         self.replaced: list[tuple[ID, HashedPassword, HashedPassword]] = []
+        # Set by FakeUoW: what ON DELETE CASCADE removes with a user.
+        self.on_delete: Callable[[ID], None] | None = None
         for user in users:
             self._ensure_email_free(user)
             self.rows[user.id] = _copy(user)
@@ -77,6 +79,8 @@ class InMemoryUserRepo:
 
     async def delete(self, user_id: ID) -> None:
         self.rows.pop(user_id, None)
+        if self.on_delete is not None:
+            self.on_delete(user_id)
 
     async def lock_active_admins(self) -> list[ID]:
         admins = sorted(u.id for u in self.rows.values() if u.is_active_admin)
@@ -98,19 +102,111 @@ class InMemoryUserRepo:
             raise EmailTaken()
 
 
+class InMemorySessionRepo:
+    """Sessions as rows, under the SessionRepo rule (live = `Session.is_live`)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[ID, Session] = {}
+
+    def snapshot(self) -> dict[ID, Session]:
+        return {key: dataclasses.replace(s) for key, s in self.rows.items()}
+
+    def restore(self, rows: dict[ID, Session]) -> None:
+        self.rows = {key: dataclasses.replace(s) for key, s in rows.items()}
+
+    async def add(self, session: Session) -> None:
+        self.rows[session.id] = dataclasses.replace(session)
+
+    async def get(self, session_id: ID) -> Session | None:
+        session = self.rows.get(session_id)
+        return dataclasses.replace(session) if session else None
+
+    async def list_live(self, user_id: ID, now: datetime) -> list[Session]:
+        live = [s for s in self.rows.values() if s.user_id == user_id and s.is_live(now)]
+        live.sort(key=lambda s: (s.created_at, s.id), reverse=True)
+        return [dataclasses.replace(s) for s in live]
+
+    async def touch(self, session_id: ID, now: datetime) -> None:
+        if session_id in self.rows:
+            self.rows[session_id].last_used_at = now
+
+    async def end(self, session_id: ID, now: datetime) -> None:
+        session = self.rows.get(session_id)
+        if session is not None and session.ended_at is None:
+            session.ended_at = now
+
+    async def end_all(self, user_id: ID, now: datetime) -> None:
+        for session in self.rows.values():
+            if session.user_id == user_id and session.ended_at is None:
+                session.ended_at = now
+
+    async def end_beyond(self, user_id: ID, keep: int, now: datetime) -> None:
+        for session in (await self.list_live(user_id, now))[keep:]:
+            await self.end(session.id, now)
+
+    def delete_of(self, user_id: ID) -> None:
+        """As ON DELETE CASCADE does when the user's row goes."""
+        self.rows = {k: s for k, s in self.rows.items() if s.user_id != user_id}
+
+
+class InMemoryRefreshTokenRepo:
+    def __init__(self) -> None:
+        self.rows: dict[str, RefreshToken] = {}
+
+    def snapshot(self) -> dict[str, RefreshToken]:
+        return {key: dataclasses.replace(t) for key, t in self.rows.items()}
+
+    def restore(self, rows: dict[str, RefreshToken]) -> None:
+        self.rows = {key: dataclasses.replace(t) for key, t in rows.items()}
+
+    async def add(self, token: RefreshToken) -> None:
+        self.rows[token.digest] = dataclasses.replace(token)
+
+    async def get(self, digest: str) -> RefreshToken | None:
+        token = self.rows.get(digest)
+        return dataclasses.replace(token) if token else None
+
+    async def spend(self, digest: str, now: datetime) -> bool:
+        token = self.rows.get(digest)
+        if token is None or token.spent_at is not None:
+            return False
+        token.spent_at = now
+        return True
+
+    async def spend_again(self, digest: str, spent_since: datetime) -> bool:
+        token = self.rows.get(digest)
+        if token is None or token.spent_at is None or token.spent_at < spent_since:
+            return False
+        if token.respent:
+            return False
+        token.respent = True
+        return True
+
+
 class FakeUoW:
     """Leaving a block without commit() restores what the block started from."""
 
     def __init__(self, users: Iterable[User] = ()) -> None:
         self.users = InMemoryUserRepo(users)
+        self.sessions = InMemorySessionRepo()
+        self.refresh_tokens = InMemoryRefreshTokenRepo()
+        self.users.on_delete = self.sessions.delete_of
         self.committed = False
+        self.commits = 0
         self.is_open = False
-        self._snapshot: dict[ID, User] = {}
+        self._snapshot: tuple[dict[ID, User], dict[ID, Session], dict[str, RefreshToken]] = (
+            {},
+            {},
+            {},
+        )
 
     async def __aenter__(self) -> Self:
         self.is_open = True
-        self._snapshot = self.users.snapshot()
+        self._snapshot = self._take()
         return self
+
+    def _take(self) -> tuple[dict[ID, User], dict[ID, Session], dict[str, RefreshToken]]:
+        return self.users.snapshot(), self.sessions.snapshot(), self.refresh_tokens.snapshot()
 
     async def __aexit__(
         self,
@@ -123,10 +219,26 @@ class FakeUoW:
 
     async def commit(self) -> None:
         self.committed = True
-        self._snapshot = self.users.snapshot()
+        self.commits += 1
+        self._snapshot = self._take()
 
     async def rollback(self) -> None:
-        self.users.restore(self._snapshot)
+        users, sessions, refresh_tokens = self._snapshot
+        self.users.restore(users)
+        self.sessions.restore(sessions)
+        self.refresh_tokens.restore(refresh_tokens)
+
+
+class FakeReader:
+    """The UserReader over a FakeUoW's rows (what is stored now)."""
+
+    def __init__(self, uow: FakeUoW) -> None:
+        self._uow = uow
+
+    async def get_with_session(self, session_id: ID) -> tuple[User, Session] | None:
+        session = await self._uow.sessions.get(session_id)
+        user = await self._uow.users.get_by_id(session.user_id) if session else None
+        return (user, session) if user and session else None
 
 
 class FakeHasher:
@@ -252,15 +364,16 @@ class FakeTokens:
         self.claims: dict[str, TokenClaims] = {}
         self.issued_to: list[ID] = []
 
-    def issue(self, user: User) -> AccessToken:
+    def issue(self, user: User, session_id: ID) -> AccessToken:
         self.issued_to.append(user.id)
-        token = self.forge(str(user.id), user.token_version)
+        token = self.forge(str(user.id), user.token_version, str(session_id))
         return AccessToken(token=token, expires_in=self.expires_in)
 
-    def forge(self, subject: str, token_version: int = 0) -> str:
+    def forge(self, subject: str, token_version: int = 0, session_id: str | None = None) -> str:
         """A token that reads as these claims, as if signed by us."""
         token = f"token-{len(self.claims)}"
-        self.claims[token] = TokenClaims(subject=subject, token_version=token_version)
+        sid = session_id if session_id is not None else str(ID.new())
+        self.claims[token] = TokenClaims(subject, token_version, sid)
         return token
 
     def read(self, token: str) -> TokenClaims:
@@ -298,3 +411,22 @@ def an_admin(email: str = "root@example.com", name: str = "Root", is_active: boo
 
 def dto(user: User) -> UserDTO:
     return UserDTO.from_entity(user)
+
+
+POLICY = SessionPolicy(
+    refresh_token_ttl=timedelta(days=7),
+    max_lifetime=timedelta(days=30),
+    reuse_interval=timedelta(seconds=10),
+    max_per_user=100,
+)
+
+
+async def a_session(uow: FakeUoW, user: User, now: datetime = T0) -> Session:
+    """A live session of `user`, stored (committed) in `uow`."""
+    session = Session.start(user.id, now, POLICY, "test-agent")
+    await uow.sessions.add(session)
+    return session
+
+
+def caller(user: User, session: Session) -> Caller:
+    return Caller(dto(user), session.id)

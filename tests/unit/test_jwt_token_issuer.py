@@ -13,6 +13,7 @@ from jose import jwt
 from app.core.dtos import TokenClaims
 from app.core.entities import User
 from app.core.exceptions import InvalidToken
+from app.core.value_objects import ID
 from app.infra.auth.jwt_token_issuer import MAX_TOKEN_LENGTH, JwtTokenIssuer
 from tests.unit.fakes import FakeClock, a_user
 
@@ -20,6 +21,7 @@ SECRET = "unit-test-secret-that-is-long-enough-0123456789"
 TTL_MINUTES = 30
 ISSUER, AUDIENCE = "https://issuer.test", "user-service"
 MISSING = object()
+SESSION_ID = ID.new()
 
 
 def _now() -> datetime:
@@ -49,6 +51,7 @@ def _claims(user: User, **overrides: object) -> dict[str, Any]:
         "jti": "0" * 32,
         "type": "access",
         "ver": user.token_version,
+        "sid": str(SESSION_ID),
     }
     for name, value in overrides.items():
         if value is MISSING:
@@ -84,18 +87,19 @@ def _refused(token: str, issuer: JwtTokenIssuer | None = None) -> None:
 
 
 def test_issued_token_reads_back_as_its_claims() -> None:
-    user = a_user(token_version=7)
+    user, session_id = a_user(token_version=7), ID.new()
     issuer = _issuer()
-    claims = issuer.read(issuer.issue(user).token)
-    assert claims == TokenClaims(subject=str(user.id), token_version=7)
+    claims = issuer.read(issuer.issue(user, session_id).token)
+    assert claims == TokenClaims(subject=str(user.id), token_version=7, session_id=str(session_id))
 
 
 def test_issued_token_carries_the_documented_claims() -> None:
     user, clock = a_user(token_version=3), FakeClock(_now())
-    access = _issuer(clock=clock).issue(user)
+    access = _issuer(clock=clock).issue(user, SESSION_ID)
     claims = jwt.get_unverified_claims(access.token)
-    assert set(claims) == {"sub", "iat", "exp", "jti", "type", "ver"}
+    assert set(claims) == {"sub", "iat", "exp", "jti", "type", "ver", "sid"}
     assert claims["sub"] == str(user.id)
+    assert claims["sid"] == str(SESSION_ID)
     assert claims["iat"] == int(clock.now().timestamp())
     assert claims["exp"] - claims["iat"] == access.expires_in == TTL_MINUTES * 60
     assert claims["type"] == "access"
@@ -106,7 +110,7 @@ def test_issued_token_carries_the_documented_claims() -> None:
 
 def test_expires_in_follows_the_configured_minutes() -> None:
     issuer = JwtTokenIssuer(SECRET, "HS256", 15, FakeClock(_now()))
-    access = issuer.issue(a_user())
+    access = issuer.issue(a_user(), SESSION_ID)
     claims = jwt.get_unverified_claims(access.token)
     assert access.expires_in == 900
     assert isinstance(access.expires_in, int)
@@ -115,19 +119,21 @@ def test_expires_in_follows_the_configured_minutes() -> None:
 
 def test_every_token_has_its_own_jti() -> None:
     issuer, user = _issuer(), a_user()
-    jtis = {jwt.get_unverified_claims(issuer.issue(user).token)["jti"] for _ in range(20)}
+    jtis = {
+        jwt.get_unverified_claims(issuer.issue(user, SESSION_ID).token)["jti"] for _ in range(20)
+    }
     assert len(jtis) == 20
 
 
 def test_access_token_repr_hides_the_token() -> None:
-    access = _issuer().issue(a_user())
+    access = _issuer().issue(a_user(), SESSION_ID)
     assert access.token not in repr(access)
 
 
 @pytest.mark.parametrize("algorithm", ["HS384", "HS512"])
 def test_other_allowed_algorithms_round_trip(algorithm: str) -> None:
     issuer, user = _issuer(algorithm), a_user()
-    token = issuer.issue(user).token
+    token = issuer.issue(user, SESSION_ID).token
     assert jwt.get_unverified_header(token)["alg"] == algorithm
     assert issuer.read(token).subject == str(user.id)
 
@@ -143,7 +149,7 @@ def test_token_made_by_hand_like_ours_is_accepted() -> None:
 
 def test_expired_token_is_refused() -> None:
     old_clock = FakeClock(_now() - timedelta(minutes=TTL_MINUTES, seconds=1))
-    token = _issuer(clock=old_clock).issue(a_user()).token
+    token = _issuer(clock=old_clock).issue(a_user(), SESSION_ID).token
     _refused(token)
 
 
@@ -153,7 +159,7 @@ def test_token_expired_a_second_ago_is_refused() -> None:
 
 
 def test_tampered_signature_is_refused() -> None:
-    token = _issuer().issue(a_user()).token
+    token = _issuer().issue(a_user(), SESSION_ID).token
     head, body, signature = token.split(".")
     flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
     _refused(f"{head}.{body}.{flipped}")
@@ -163,7 +169,7 @@ def test_tampered_signature_is_refused() -> None:
 
 def test_tampered_payload_is_refused() -> None:
     user = a_user(token_version=1)
-    token = _issuer().issue(user).token
+    token = _issuer().issue(user, SESSION_ID).token
     head, _, signature = token.split(".")
     forged = _segment(_claims(user, ver=2))
     _refused(f"{head}.{forged}.{signature}")
@@ -172,7 +178,7 @@ def test_tampered_payload_is_refused() -> None:
 def test_token_signed_with_another_key_is_refused() -> None:
     other = "another-secret-that-is-also-long-enough-987654"
     _refused(jwt.encode(_claims(a_user()), other, algorithm="HS256"))
-    _refused(_issuer(secret=other).issue(a_user()).token)
+    _refused(_issuer(secret=other).issue(a_user(), SESSION_ID).token)
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE", ""])
@@ -192,7 +198,7 @@ def test_token_of_another_hmac_algorithm_is_refused(algorithm: str) -> None:
 
 
 def test_hs256_token_is_refused_when_hs512_is_configured() -> None:
-    _refused(_issuer().issue(a_user()).token, _issuer("HS512"))
+    _refused(_issuer().issue(a_user(), SESSION_ID).token, _issuer("HS512"))
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256", "PS256", "hs256", ["HS256"]])
@@ -219,7 +225,7 @@ def test_token_of_another_type_is_refused(token_type: object) -> None:
     _refused(jwt.encode(_claims(a_user(), type=token_type), SECRET, algorithm="HS256"))
 
 
-@pytest.mark.parametrize("claim", ["exp", "sub", "ver", "type", "iat", "jti"])
+@pytest.mark.parametrize("claim", ["exp", "sub", "ver", "type", "iat", "jti", "sid"])
 def test_token_missing_a_required_claim_is_refused(claim: str) -> None:
     _refused(jwt.encode(_claims(a_user(), **{claim: MISSING}), SECRET, algorithm="HS256"))
 
@@ -234,6 +240,17 @@ def test_token_with_a_non_string_subject_is_refused(subject: object) -> None:
     _refused(jwt.encode(_claims(a_user(), sub=subject), SECRET, algorithm="HS256"))
 
 
+@pytest.mark.parametrize("session_id", [123, None, True, ["x"], {"id": "x"}])
+def test_token_with_a_non_string_session_id_is_refused(session_id: object) -> None:
+    _refused(jwt.encode(_claims(a_user(), sid=session_id), SECRET, algorithm="HS256"))
+
+
+def test_hand_made_sid_reads_back_as_the_session_id() -> None:
+    session_id = ID.new()
+    token = jwt.encode(_claims(a_user(), sid=str(session_id)), SECRET, algorithm="HS256")
+    assert _issuer().read(token).session_id == str(session_id)
+
+
 @pytest.mark.parametrize("exp", ["tomorrow", None, [1], {"at": 1}])
 def test_token_with_a_malformed_expiry_is_refused(exp: object) -> None:
     _refused(jwt.encode(_claims(a_user(), exp=exp), SECRET, algorithm="HS256"))
@@ -242,33 +259,35 @@ def test_token_with_a_malformed_expiry_is_refused(exp: object) -> None:
 def test_issuer_is_set_and_enforced_when_configured() -> None:
     user = a_user()
     with_iss = _issuer(issuer=ISSUER)
-    token = with_iss.issue(user).token
+    token = with_iss.issue(user, SESSION_ID).token
     assert jwt.get_unverified_claims(token)["iss"] == ISSUER
     assert with_iss.read(token).subject == str(user.id)
-    _refused(_issuer().issue(user).token, with_iss)
-    _refused(_issuer(issuer="https://elsewhere.test").issue(user).token, with_iss)
+    _refused(_issuer().issue(user, SESSION_ID).token, with_iss)
+    _refused(_issuer(issuer="https://elsewhere.test").issue(user, SESSION_ID).token, with_iss)
 
 
 def test_audience_is_set_and_enforced_when_configured() -> None:
     user = a_user()
     with_aud = _issuer(audience=AUDIENCE)
-    token = with_aud.issue(user).token
+    token = with_aud.issue(user, SESSION_ID).token
     assert jwt.get_unverified_claims(token)["aud"] == AUDIENCE
     assert with_aud.read(token).subject == str(user.id)
-    _refused(_issuer().issue(user).token, with_aud)
-    _refused(_issuer(audience="another-service").issue(user).token, with_aud)
+    _refused(_issuer().issue(user, SESSION_ID).token, with_aud)
+    _refused(_issuer(audience="another-service").issue(user, SESSION_ID).token, with_aud)
 
 
 def test_issuer_and_audience_together() -> None:
     user = a_user()
     both = _issuer(issuer=ISSUER, audience=AUDIENCE)
-    assert both.read(both.issue(user).token).subject == str(user.id)
-    _refused(_issuer(issuer=ISSUER).issue(user).token, both)
-    _refused(_issuer(audience=AUDIENCE).issue(user).token, both)
+    assert both.read(both.issue(user, SESSION_ID).token).subject == str(user.id)
+    _refused(_issuer(issuer=ISSUER).issue(user, SESSION_ID).token, both)
+    _refused(_issuer(audience=AUDIENCE).issue(user, SESSION_ID).token, both)
 
 
 def test_no_iss_or_aud_claims_when_not_configured() -> None:
-    claims = jwt.get_unverified_claims(_issuer(issuer="", audience="").issue(a_user()).token)
+    claims = jwt.get_unverified_claims(
+        _issuer(issuer="", audience="").issue(a_user(), SESSION_ID).token
+    )
     assert "iss" not in claims
     assert "aud" not in claims
 
@@ -277,7 +296,7 @@ def test_no_iss_or_aud_claims_when_not_configured() -> None:
 
 
 def test_our_tokens_are_far_below_the_size_limit() -> None:
-    token = _issuer(issuer=ISSUER, audience=AUDIENCE).issue(a_user()).token
+    token = _issuer(issuer=ISSUER, audience=AUDIENCE).issue(a_user(), SESSION_ID).token
     assert len(token) * 4 < MAX_TOKEN_LENGTH
 
 
@@ -361,7 +380,7 @@ def test_deeply_nested_claims_are_refused_without_crashing() -> None:
 def test_a_remembered_token_still_expires() -> None:
     clock = FakeClock(_now())
     issuer = _issuer(clock=clock)
-    token = issuer.issue(a_user()).token
+    token = issuer.issue(a_user(), SESSION_ID).token
     assert issuer.read(token).token_version == 0  # verified and remembered
 
     clock.advance(minutes=TTL_MINUTES)
@@ -373,7 +392,7 @@ def test_a_remembered_token_still_expires() -> None:
 
 def test_a_tampered_copy_of_a_remembered_token_is_refused() -> None:
     issuer = _issuer()
-    token = issuer.issue(a_user()).token
+    token = issuer.issue(a_user(), SESSION_ID).token
     issuer.read(token)
     header, payload, signature = token.split(".")
     with pytest.raises(InvalidToken):
@@ -383,7 +402,7 @@ def test_a_tampered_copy_of_a_remembered_token_is_refused() -> None:
 def test_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("app.infra.auth.jwt_token_issuer.VERIFIED_TOKENS_KEPT", 3)
     issuer = _issuer()
-    tokens = [issuer.issue(a_user()).token for _ in range(5)]
+    tokens = [issuer.issue(a_user(), SESSION_ID).token for _ in range(5)]
     for token in tokens:
         issuer.read(token)
     assert len(issuer._verified) == 3

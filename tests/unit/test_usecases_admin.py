@@ -26,7 +26,7 @@ from app.core.usecases.get_user import GetUser
 from app.core.usecases.list_users import MAX_PAGE_SIZE, ListUsers
 from app.core.value_objects import ID, Email, Name, Role
 from app.core.value_objects.page_cursor import PageCursor
-from tests.unit.fakes import T0, FakeClock, FakeUoW, a_user, an_admin, dto
+from tests.unit.fakes import T0, FakeClock, FakeUoW, a_session, a_user, an_admin, dto
 
 
 def _later() -> FakeClock:
@@ -534,10 +534,44 @@ async def test_a_user_deactivated_in_flight_cannot_delete_itself() -> None:
 
 async def test_demoting_or_deactivating_ends_the_users_tokens() -> None:
     admin, other, user = an_admin(), an_admin("other@example.com"), a_user()
-    uow = FakeUoW(users=[admin, other, user])
-    usecase = AdminUpdateUser(uow, _later())
+    uow, clock = FakeUoW(users=[admin, other, user]), _later()
+    sessions = {u.id: await a_session(uow, u) for u in (admin, other, user)}
+    usecase = AdminUpdateUser(uow, clock)
     await usecase.execute(dto(admin), other.id.value, AdminChanges(role="user"))
     await usecase.execute(dto(admin), user.id.value, AdminChanges(is_active=False))
     await usecase.execute(dto(admin), user.id.value, AdminChanges(is_active=True))
     assert uow.users.stored(other.id).token_version == 1
     assert uow.users.stored(user.id).token_version == 1  # reactivation brings none back
+    ended = {user_id: uow.sessions.rows[s.id].ended_at for user_id, s in sessions.items()}
+    assert ended == {admin.id: None, other.id: clock.now(), user.id: clock.now()}
+    assert await uow.sessions.list_live(user.id, clock.now()) == []  # still, once reactivated
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        AdminChanges(name="Renamed", email="renamed@example.com"),
+        AdminChanges(role="admin"),
+        AdminChanges(is_active=True),
+    ],
+)
+async def test_changes_other_than_demotion_or_deactivation_keep_the_sessions(
+    changes: AdminChanges,
+) -> None:
+    admin, user = an_admin(), a_user()
+    uow, clock = FakeUoW(users=[admin, user]), _later()
+    session = await a_session(uow, user)
+    await AdminUpdateUser(uow, clock).execute(dto(admin), user.id.value, changes)
+    assert uow.committed
+    assert uow.sessions.rows[session.id].is_live(clock.now())
+
+
+async def test_a_refused_demotion_ends_no_session() -> None:
+    admin = an_admin()
+    uow, clock = FakeUoW(users=[admin]), _later()
+    session = await a_session(uow, admin)
+    with pytest.raises(LastActiveAdmin):
+        await AdminUpdateUser(uow, clock).execute(
+            dto(admin), admin.id.value, AdminChanges(role="user")
+        )
+    assert uow.sessions.rows[session.id].is_live(clock.now())

@@ -5,7 +5,7 @@ from unittest.mock import AsyncMock
 
 import pytest
 
-from app.core.dtos import PasswordChange, ProfileChanges
+from app.core.dtos import Credentials, PasswordChange, ProfileChanges
 from app.core.entities import User
 from app.core.exceptions import (
     EmailTaken,
@@ -17,6 +17,7 @@ from app.core.exceptions import (
     WrongPassword,
 )
 from app.core.ports import PasswordHasher
+from app.core.usecases.authenticate_user import AuthenticateUser
 from app.core.usecases.change_password import ChangePassword
 from app.core.usecases.resolve_current_user import ResolveCurrentUser
 from app.core.usecases.update_profile import UpdateProfile
@@ -24,12 +25,15 @@ from app.core.value_objects import Email, HashedPassword, Name
 from tests.unit.fakes import (
     HASH_PREFIX,
     PASSWORD,
+    POLICY,
     T0,
     FakeClock,
     FakeHasher,
+    FakeReader,
     FakeThrottle,
     FakeTokens,
     FakeUoW,
+    a_session,
     a_user,
     dto,
 )
@@ -185,13 +189,29 @@ async def test_change_password_stores_the_new_hash_and_revokes_tokens() -> None:
 async def test_change_password_makes_earlier_tokens_stop_working_and_later_ones_work() -> None:
     user = a_user(email=ANN)
     change, tokens = Change(user), FakeTokens()
-    before = tokens.issue(user).token
+    sessions = [await a_session(change.uow, user) for _ in range(2)]
+    before = [tokens.issue(user, session.id).token for session in sessions]
     await change()
-    resolve = ResolveCurrentUser(change.uow.users, tokens)
-    with pytest.raises(InvalidToken):
-        await resolve.execute(before)
-    after = tokens.issue(change.stored).token
-    assert (await resolve.execute(after)).id == user.id.value
+    resolve = ResolveCurrentUser(FakeReader(change.uow), tokens, change.clock)
+    for token in before:
+        with pytest.raises(InvalidToken):
+            await resolve.execute(token)
+    assert all(change.uow.sessions.rows[s.id].ended_at == change.clock.now() for s in sessions)
+
+    login = AuthenticateUser(
+        change.uow, change.hasher, change.throttle, tokens, change.clock, POLICY
+    )
+    after = (await login.execute(Credentials(ANN, NEW_PASSWORD))).access.token
+    assert (await resolve.execute(after)).user.id == user.id.value
+
+
+async def test_change_password_refused_ends_no_session() -> None:
+    user = a_user(email=ANN)
+    change = Change(user)
+    session = await a_session(change.uow, user)
+    with pytest.raises(WrongPassword):
+        await change(current="not-my-password")
+    assert change.uow.sessions.rows[session.id].is_live(change.clock.now())
 
 
 async def test_change_password_refuses_a_wrong_current_password() -> None:

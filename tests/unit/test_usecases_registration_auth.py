@@ -15,6 +15,7 @@ from app.core.exceptions import (
     InvalidName,
     InvalidToken,
     TooManyAttempts,
+    Unauthenticated,
     WeakPassword,
 )
 from app.core.ports import LoginThrottle, PasswordHasher
@@ -26,12 +27,15 @@ from app.core.value_objects import ID, Email, HashedPassword, Role
 from tests.unit.fakes import (
     HASH_PREFIX,
     PASSWORD,
+    POLICY,
     T0,
     FakeClock,
     FakeHasher,
+    FakeReader,
     FakeThrottle,
     FakeTokens,
     FakeUoW,
+    a_session,
     a_user,
 )
 
@@ -194,20 +198,35 @@ class Login:
         self.hasher = FakeHasher(needs_rehash=needs_rehash, scheme="stronger")
         self.throttle = FakeThrottle(self.clock)
         self.tokens = FakeTokens()
-        self.usecase = AuthenticateUser(self.uow, self.hasher, self.throttle, self.tokens)
+        self.usecase = self.build(self.hasher)
+
+    def build(self, hasher: PasswordHasher) -> AuthenticateUser:
+        return AuthenticateUser(self.uow, hasher, self.throttle, self.tokens, self.clock, POLICY)
 
     async def __call__(self, username: str = ANN, password: str = PASSWORD) -> str:
-        token = await self.usecase.execute(Credentials(username, password))
-        return token.token
+        """The access token of the new session."""
+        pair = await self.usecase.execute(Credentials(username, password))
+        return pair.access.token
 
 
-async def test_authenticate_issues_a_token_for_the_right_password() -> None:
+def _authenticate(
+    uow: FakeUoW, hasher: PasswordHasher, throttle: LoginThrottle
+) -> AuthenticateUser:
+    return AuthenticateUser(uow, hasher, throttle, FakeTokens(), FakeClock(), POLICY)
+
+
+async def test_authenticate_issues_a_token_pair_for_the_right_password() -> None:
     user = a_user(email=ANN)
     login = Login(user)
-    token = await login.usecase.execute(Credentials(ANN, PASSWORD))
-    assert login.tokens.read(token.token).subject == str(user.id)
-    assert token.expires_in == login.tokens.expires_in
-    assert token.token_type == "bearer"
+    pair = await login.usecase.execute(Credentials(ANN, PASSWORD))
+    claims = login.tokens.read(pair.access.token)
+    assert claims.subject == str(user.id)
+    [session] = login.uow.sessions.rows.values()
+    assert claims.session_id == str(session.id)
+    assert session.user_id == user.id
+    assert pair.refresh_token
+    assert pair.access.expires_in == login.tokens.expires_in
+    assert pair.access.token_type == "bearer"
     assert login.hasher.verified == [PASSWORD]
     assert login.hasher.dummies == []
 
@@ -290,7 +309,7 @@ async def test_authenticate_lockout_refuses_before_any_hashing_or_lookup() -> No
     uow, hasher = FakeUoW(users=[a_user(email=ANN)]), AsyncMock(spec=PasswordHasher)
     throttle = AsyncMock(spec=LoginThrottle)
     throttle.reserve.return_value = 42
-    usecase = AuthenticateUser(uow, hasher, throttle, FakeTokens())
+    usecase = _authenticate(uow, hasher, throttle)
     with pytest.raises(TooManyAttempts) as caught:
         await usecase.execute(Credentials(" ANN@example.com", PASSWORD))
     assert caught.value.retry_after == 42
@@ -298,6 +317,7 @@ async def test_authenticate_lockout_refuses_before_any_hashing_or_lookup() -> No
     throttle.release.assert_not_awaited()
     throttle.reset.assert_not_awaited()
     assert hasher.mock_calls == []
+    assert uow.sessions.rows == {}
 
 
 async def test_authenticate_locks_out_after_max_failures_even_the_right_password() -> None:
@@ -359,11 +379,13 @@ async def test_authenticate_rehashes_a_weak_hash_on_success() -> None:
 
 
 async def test_authenticate_does_not_rehash_a_current_hash() -> None:
-    login = Login(a_user(email=ANN), needs_rehash=False)
+    user = a_user(email=ANN)
+    login = Login(user, needs_rehash=False)
     assert await login()
     assert login.hasher.hashed == []
     assert login.uow.users.replaced == []
-    assert not login.uow.committed
+    assert login.uow.commits == 1  # the session's only
+    assert login.uow.users.stored(user.id).hashed_password == user.hashed_password
 
 
 async def test_authenticate_does_not_rehash_after_a_failure() -> None:
@@ -384,9 +406,11 @@ async def test_authenticate_rehash_does_not_overwrite_a_concurrent_password_chan
             login.uow.users.stored(user.id).change_password(newer, T0)
 
     login.hasher.on_call = concurrent_change
-    assert await login()
+    with pytest.raises(InvalidCredentials):  # the password it was checked against is gone
+        await login()
     assert login.uow.users.replaced[0][1] == user.hashed_password
     assert login.uow.users.stored(user.id).hashed_password == newer
+    assert login.uow.sessions.rows == {}
 
 
 async def test_authenticate_skips_the_rehash_when_the_old_password_breaks_todays_policy() -> None:
@@ -409,7 +433,7 @@ async def test_authenticate_holds_no_transaction_while_hashing() -> None:
 async def test_authenticate_hashing_busy_is_not_counted_as_a_failure() -> None:
     throttle, hasher = FakeThrottle(), AsyncMock(spec=PasswordHasher)
     hasher.verify.side_effect = HashingBusy(retry_after=5)
-    usecase = AuthenticateUser(FakeUoW(users=[a_user(email=ANN)]), hasher, throttle, FakeTokens())
+    usecase = _authenticate(FakeUoW(users=[a_user(email=ANN)]), hasher, throttle)
     with pytest.raises(HashingBusy):
         await usecase.execute(Credentials(ANN, PASSWORD))
     assert throttle.failure_count(ANN) == 0
@@ -418,73 +442,89 @@ async def test_authenticate_hashing_busy_is_not_counted_as_a_failure() -> None:
 # ResolveCurrentUser
 
 
+def _resolve(uow: FakeUoW, tokens: FakeTokens) -> ResolveCurrentUser:
+    return ResolveCurrentUser(FakeReader(uow), tokens, FakeClock())
+
+
 async def test_resolve_returns_the_user_as_stored_now() -> None:
     user = a_user(email=ANN)
     uow, tokens = FakeUoW(users=[user]), FakeTokens()
-    token = tokens.issue(user).token
+    session = await a_session(uow, user)
+    token = tokens.issue(user, session.id).token
     uow.users.stored(user.id).change_role(Role.ADMIN, T0)  # promoted after the token was issued
-    resolved = await ResolveCurrentUser(uow.users, tokens).execute(token)
-    assert resolved.id == user.id.value
-    assert resolved.email == ANN
-    assert resolved.is_admin
+    resolved = await _resolve(uow, tokens).execute(token)
+    assert resolved.user.id == user.id.value
+    assert resolved.user.email == ANN
+    assert resolved.user.is_admin
+    assert resolved.session_id == session.id
+
+
+@pytest.mark.parametrize("token", [None, ""])
+async def test_resolve_refuses_a_request_without_a_token(token: str | None) -> None:
+    with pytest.raises(Unauthenticated):
+        await _resolve(FakeUoW(users=[a_user()]), FakeTokens()).execute(token)
 
 
 async def test_resolve_refuses_an_unreadable_token() -> None:
-    uow = FakeUoW(users=[a_user()])
+    user = a_user()
+    uow = FakeUoW(users=[user])
+    await a_session(uow, user)
     with pytest.raises(InvalidToken):
-        await ResolveCurrentUser(uow.users, FakeTokens()).execute("forged")
+        await _resolve(uow, FakeTokens()).execute("forged")
 
 
 async def test_resolve_refuses_an_unknown_subject() -> None:
-    tokens = FakeTokens()
-    token = tokens.issue(a_user()).token
+    stranger = a_user()
+    uow, tokens = FakeUoW(users=[a_user(email="bob@example.com")]), FakeTokens()
+    session = await a_session(uow, stranger)  # a session row whose user is not stored
     with pytest.raises(InvalidToken):
-        await ResolveCurrentUser(FakeUoW(users=[a_user()]).users, tokens).execute(token)
+        await _resolve(uow, tokens).execute(tokens.issue(stranger, session.id).token)
 
 
 @pytest.mark.parametrize("subject", ["", "admin", "1", "not-a-uuid", "' OR 1=1 --", "\x00"])
 async def test_resolve_refuses_a_subject_that_is_not_a_uuid(subject: str) -> None:
-    tokens = FakeTokens()
+    user = a_user()
+    uow, tokens = FakeUoW(users=[user]), FakeTokens()
+    session = await a_session(uow, user)  # live: only the subject is wrong
     with pytest.raises(InvalidToken):
-        await ResolveCurrentUser(FakeUoW(users=[a_user()]).users, tokens).execute(
-            tokens.forge(subject)
-        )
+        await _resolve(uow, tokens).execute(tokens.forge(subject, 0, str(session.id)))
 
 
 async def test_resolve_refuses_a_deleted_user() -> None:
     user = a_user()
     uow, tokens = FakeUoW(users=[user]), FakeTokens()
-    token = tokens.issue(user).token
+    token = tokens.issue(user, (await a_session(uow, user)).id).token
     await uow.users.delete(user.id)
     with pytest.raises(InvalidToken):
-        await ResolveCurrentUser(uow.users, tokens).execute(token)
+        await _resolve(uow, tokens).execute(token)
 
 
 async def test_resolve_refuses_an_inactive_user() -> None:
     user = a_user()
     uow, tokens = FakeUoW(users=[user]), FakeTokens()
-    token = tokens.issue(user).token
-    uow.users.stored(user.id).deactivate(T0)
+    token = tokens.issue(user, (await a_session(uow, user)).id).token
+    uow.users.stored(user.id).is_active = False  # token version and session left as they were
     with pytest.raises(InvalidToken):
-        await ResolveCurrentUser(uow.users, tokens).execute(token)
+        await _resolve(uow, tokens).execute(token)
 
 
 @pytest.mark.parametrize("version", [0, 1, 3, -1])
 async def test_resolve_refuses_a_token_of_another_version(version: int) -> None:
     user = a_user(token_version=2)
-    tokens = FakeTokens()
-    token = tokens.forge(str(user.id), version)
+    uow, tokens = FakeUoW(users=[user]), FakeTokens()
+    session = await a_session(uow, user)
+    token = tokens.forge(str(user.id), version, str(session.id))
     with pytest.raises(InvalidToken):
-        await ResolveCurrentUser(FakeUoW(users=[user]).users, tokens).execute(token)
+        await _resolve(uow, tokens).execute(token)
 
 
 async def test_resolve_accepts_a_token_of_the_current_version() -> None:
     user = a_user(token_version=2)
-    tokens = FakeTokens()
-    resolved = await ResolveCurrentUser(FakeUoW(users=[user]).users, tokens).execute(
-        tokens.forge(str(user.id), 2)
-    )
-    assert resolved.id == user.id.value
+    uow, tokens = FakeUoW(users=[user]), FakeTokens()
+    session = await a_session(uow, user)
+    resolved = await _resolve(uow, tokens).execute(tokens.forge(str(user.id), 2, str(session.id)))
+    assert resolved.user.id == user.id.value
+    assert resolved.session_id == session.id
 
 
 class GatedHasher(FakeHasher):
@@ -504,7 +544,7 @@ class GatedHasher(FakeHasher):
 
 def gated(login: Login) -> GatedHasher:
     login.hasher = hasher = GatedHasher()
-    login.usecase = AuthenticateUser(login.uow, hasher, login.throttle, login.tokens)
+    login.usecase = login.build(hasher)
     return hasher
 
 
@@ -542,7 +582,7 @@ async def test_authenticate_gives_back_an_attempt_that_found_no_hashing_capacity
     throttle = FakeThrottle(max_failures=1)
     hasher = AsyncMock(spec=PasswordHasher)
     hasher.verify.side_effect = HashingBusy(retry_after=5)
-    usecase = AuthenticateUser(FakeUoW(users=[a_user(email=ANN)]), hasher, throttle, FakeTokens())
+    usecase = _authenticate(FakeUoW(users=[a_user(email=ANN)]), hasher, throttle)
     for _ in range(3):  # never checked, so never locked
         with pytest.raises(HashingBusy):
             await usecase.execute(Credentials(ANN, PASSWORD))

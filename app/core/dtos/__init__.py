@@ -1,4 +1,4 @@
-from app.core.dtos.auth import AccessToken, Credentials, TokenClaims
+from app.core.dtos.auth import AccessToken, Caller, Credentials, TokenClaims, TokenPair
 from app.core.dtos.email import EmailMessage
 from app.core.dtos.user import (
     AdminChanges,
@@ -12,12 +12,14 @@ from app.core.dtos.user import (
 __all__ = [
     "AccessToken",
     "AdminChanges",
+    "Caller",
     "Credentials",
     "EmailMessage",
     "PasswordChange",
     "ProfileChanges",
     "RegisterInput",
     "TokenClaims",
+    "TokenPair",
     "UserDTO",
     "UserPage",
 ]

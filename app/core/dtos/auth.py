@@ -1,5 +1,8 @@
 from dataclasses import dataclass, field
 
+from app.core.dtos.user import UserDTO
+from app.core.value_objects import ID
+
 
 @dataclass(frozen=True, slots=True)
 class AccessToken:
@@ -9,11 +12,30 @@ class AccessToken:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenPair:
+    """What a login or a refresh answers: an access token and the refresh
+    token that gets the next one."""
+
+    access: AccessToken
+    refresh_token: str = field(repr=False)
+    refresh_expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
 class TokenClaims:
     """What the core needs from a verified access token."""
 
     subject: str
     token_version: int
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a bearer token speaks for, and through which session."""
+
+    user: UserDTO
+    session_id: ID
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@ from app.core.ports.clock import Clock
 from app.core.ports.email_sender import EmailSender
 from app.core.ports.login_throttle import LoginThrottle
 from app.core.ports.password_hasher import PasswordHasher
+from app.core.ports.session_repo import RefreshTokenRepo, SessionRepo
 from app.core.ports.token_issuer import TokenIssuer
 from app.core.ports.unit_of_work import UnitOfWork, UserUnitOfWork
 from app.core.ports.user_reader import UserReader
@@ -12,6 +13,8 @@ __all__ = [
     "EmailSender",
     "LoginThrottle",
     "PasswordHasher",
+    "RefreshTokenRepo",
+    "SessionRepo",
     "TokenIssuer",
     "UnitOfWork",
     "UserReader",

@@ -1,6 +1,7 @@
 from types import TracebackType
 from typing import Protocol, Self
 
+from app.core.ports.session_repo import RefreshTokenRepo, SessionRepo
 from app.core.ports.user_repo import UserRepo
 
 
@@ -24,3 +25,9 @@ class UnitOfWork(Protocol):
 class UserUnitOfWork(UnitOfWork, Protocol):
     @property
     def users(self) -> UserRepo: ...
+
+    @property
+    def sessions(self) -> SessionRepo: ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokenRepo: ...

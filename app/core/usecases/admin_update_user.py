@@ -17,7 +17,7 @@ class AdminUpdateUser:
     before the target's: an admin demoted or deactivated while its request was
     in flight changes nothing, and two admins demoting each other at once
     cannot both succeed (nor deadlock: one lock order). A demotion or a
-    deactivation ends the user's tokens.
+    deactivation ends the user's sessions and tokens.
     """
 
     def __init__(self, uow: UserUnitOfWork, clock: Clock) -> None:
@@ -51,6 +51,8 @@ class AdminUpdateUser:
             if was_active_admin and not user.is_active_admin and len(active_admins) <= 1:
                 raise LastActiveAdmin()
             await uow.users.update(user)
+            if user.token_version != before.token_version:  # demoted or deactivated
+                await uow.sessions.end_all(user.id, now)
             await uow.commit()
         if role is not None and role is not before.role:
             audit("user.role_changed", user_id=user.id, by=actor.id, role=role)

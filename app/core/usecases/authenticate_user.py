@@ -1,15 +1,17 @@
 from app.core.audit import audit
-from app.core.dtos import AccessToken, Credentials
-from app.core.entities import User
+from app.core.dtos import Credentials, TokenPair
+from app.core.entities import Session, SessionPolicy, User
 from app.core.exceptions import InvalidCredentials, InvalidEmail, TooManyAttempts, WeakPassword
-from app.core.ports import LoginThrottle, PasswordHasher, TokenIssuer, UserUnitOfWork
+from app.core.ports import Clock, LoginThrottle, PasswordHasher, TokenIssuer, UserUnitOfWork
 from app.core.usecases.password_attempt import password_attempt
+from app.core.usecases.session_tokens import issue_tokens
 from app.core.value_objects import ID, Email, HashedPassword, Password
 from app.core.value_objects.password import fits_bcrypt
 
 
 class AuthenticateUser:
-    """Exchanges an email and password for an access token.
+    """Exchanges an email and password for a new session: an access token and
+    a refresh token.
 
     - Unknown email, wrong password and inactive user fail alike, in about the
       same time: unknown emails verify a dummy hash.
@@ -19,6 +21,10 @@ class AuthenticateUser:
       count.
     - A hash weaker than the current setting is upgraded on success.
     - No database connection is held while bcrypt runs.
+    - The session starts in a transaction that locks the user's row and checks
+      it again: a user deactivated or whose password changed while bcrypt ran
+      gets no session, and concurrent logins cannot exceed the policy's
+      sessions per user (the oldest beyond it end).
     """
 
     def __init__(
@@ -27,10 +33,13 @@ class AuthenticateUser:
         hasher: PasswordHasher,
         throttle: LoginThrottle,
         tokens: TokenIssuer,
+        clock: Clock,
+        policy: SessionPolicy,
     ) -> None:
-        self._uow, self._hasher, self._throttle, self._tokens = uow, hasher, throttle, tokens
+        self._uow, self._hasher, self._throttle = uow, hasher, throttle
+        self._tokens, self._clock, self._policy = tokens, clock, policy
 
-    async def execute(self, credentials: Credentials) -> AccessToken:
+    async def execute(self, credentials: Credentials, user_agent: str | None = None) -> TokenPair:
         try:
             email = Email(credentials.username)
         except InvalidEmail:
@@ -47,10 +56,25 @@ class AuthenticateUser:
         except TooManyAttempts:
             audit("login.refused_locked")
             raise
-        audit("login.succeeded", user_id=user.id)
         if await self._hasher.needs_rehash(user.hashed_password):
             await self._upgrade_hash(user.id, user.hashed_password, credentials.password)
-        return self._tokens.issue(user)
+        return await self._start_session(user, user_agent)
+
+    async def _start_session(self, verified: User, user_agent: str | None) -> TokenPair:
+        async with self._uow as uow:
+            user = await uow.users.get_for_update(verified.id)
+            if user is None or not user.is_active or user.token_version != verified.token_version:
+                # Changed while its password was checked: as if the check had failed.
+                audit("login.failed", user_id=verified.id)
+                raise InvalidCredentials()
+            now = self._clock.now()
+            session = Session.start(user.id, now, self._policy, user_agent)
+            await uow.sessions.add(session)
+            await uow.sessions.end_beyond(user.id, self._policy.max_per_user, now)
+            pair = await issue_tokens(uow, self._tokens, user, session, self._policy, now)
+            await uow.commit()
+        audit("login.succeeded", user_id=user.id, session_id=session.id)
+        return pair
 
     async def _verify(self, user: User | None, candidate: str) -> bool:
         # A candidate no password could equal is refused without hashing, for

@@ -15,8 +15,8 @@ class ChangePassword:
     The new password meets the policy, is not the email and differs from the
     current one. A wrong current password counts against the login lockout of
     the account's email, so a stolen token cannot guess its way to a takeover;
-    while locked, the change is refused whatever the password. Every token
-    issued before the change stops working. bcrypt runs outside the
+    while locked, the change is refused whatever the password. Every session
+    ends, so every token issued before the change stops working. bcrypt runs outside the
     transaction; if the hash changed meanwhile, the current password is
     checked again rather than overwritten blindly.
     """
@@ -51,7 +51,9 @@ class ChangePassword:
                 raise InvalidToken()
             if locked.hashed_password != user.hashed_password:
                 raise WrongPassword()  # changed concurrently: the current password is stale
-            locked.change_password(new_hash, self._clock.now())
+            now = self._clock.now()
+            locked.change_password(new_hash, now)
             await uow.users.update(locked)
+            await uow.sessions.end_all(actor_id, now)
             await uow.commit()
         audit("user.password_changed", user_id=actor_id)

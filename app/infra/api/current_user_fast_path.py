@@ -35,8 +35,8 @@ class CurrentUserFastPath:
             return
         services = services_of(scope["app"])
         try:
-            resolve = ResolveCurrentUser(services.reader, services.tokens)
-            user = await resolve.execute(bearer_token(scope))
+            resolve = ResolveCurrentUser(services.reader, services.tokens, services.clock)
+            caller = await resolve.execute(bearer_token(scope))
         except Exception as exc:
             handler = handler_for(exc)
             if handler is None:
@@ -46,7 +46,7 @@ class CurrentUserFastPath:
             return
         # UserDTO has UserResponse's fields, in its order and types: serialised
         # straight away (the route-equivalence tests compare the bytes).
-        body = _USER_JSON.dump_json(user)
+        body = _USER_JSON.dump_json(caller.user)
         await send(
             {
                 "type": "http.response.start",

@@ -14,7 +14,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from app.core.dtos import UserDTO
+from app.core.dtos import Caller, UserDTO
+from app.core.entities import SessionPolicy
 from app.core.ports import (
     Clock,
     LoginThrottle,
@@ -23,14 +24,21 @@ from app.core.ports import (
     UserReader,
     UserUnitOfWork,
 )
+from app.core.usecases.admin_end_sessions import AdminEndSessions
 from app.core.usecases.admin_update_user import AdminUpdateUser
 from app.core.usecases.authenticate_user import AuthenticateUser
 from app.core.usecases.change_password import ChangePassword
 from app.core.usecases.delete_user import DeleteUser
+from app.core.usecases.end_session import EndSession
 from app.core.usecases.get_user import GetUser
+from app.core.usecases.list_sessions import ListSessions
 from app.core.usecases.list_users import ListUsers
+from app.core.usecases.logout import Logout
+from app.core.usecases.logout_all import LogoutAll
+from app.core.usecases.refresh_session import RefreshSession
 from app.core.usecases.register_user import RegisterUser
 from app.core.usecases.resolve_current_user import ResolveCurrentUser
+from app.core.usecases.revoke_token import RevokeToken
 from app.core.usecases.update_profile import UpdateProfile
 from app.infra.api.errors import TOKEN_URL
 from app.infra.api.services import services_of
@@ -66,6 +74,10 @@ async def get_clock(request: Request) -> Clock:
     return services_of(request.app).clock
 
 
+async def get_session_policy(request: Request) -> SessionPolicy:
+    return services_of(request.app).sessions
+
+
 async def get_database_ping(request: Request) -> Callable[[], Awaitable[None]]:
     return partial(ping, services_of(request.app).engine)
 
@@ -76,13 +88,23 @@ HasherDep = Annotated[PasswordHasher, Depends(get_hasher)]
 TokensDep = Annotated[TokenIssuer, Depends(get_tokens)]
 ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+SessionPolicyDep = Annotated[SessionPolicy, Depends(get_session_policy)]
 BearerToken = Annotated[str | None, Depends(oauth2_scheme)]
 # Raises DatabaseUnavailable (503) unless the database answers.
 DatabasePing = Annotated[Callable[[], Awaitable[None]], Depends(get_database_ping)]
 
 
-async def get_current_user(token: BearerToken, users: ReaderDep, tokens: TokensDep) -> UserDTO:
-    return await ResolveCurrentUser(users, tokens).execute(token)
+async def get_caller(
+    token: BearerToken, users: ReaderDep, tokens: TokensDep, clock: ClockDep
+) -> Caller:
+    return await ResolveCurrentUser(users, tokens, clock).execute(token)
+
+
+CurrentCaller = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_current_user(caller: CurrentCaller) -> UserDTO:
+    return caller.user
 
 
 CurrentUser = Annotated[UserDTO, Depends(get_current_user)]
@@ -93,9 +115,44 @@ async def build_register_user(uow: UoWDep, hasher: HasherDep, clock: ClockDep) -
 
 
 async def build_authenticate_user(
-    uow: UoWDep, hasher: HasherDep, throttle: ThrottleDep, tokens: TokensDep
+    uow: UoWDep,
+    hasher: HasherDep,
+    throttle: ThrottleDep,
+    tokens: TokensDep,
+    clock: ClockDep,
+    policy: SessionPolicyDep,
 ) -> AuthenticateUser:
-    return AuthenticateUser(uow, hasher, throttle, tokens)
+    return AuthenticateUser(uow, hasher, throttle, tokens, clock, policy)
+
+
+async def build_refresh_session(
+    uow: UoWDep, tokens: TokensDep, clock: ClockDep, policy: SessionPolicyDep
+) -> RefreshSession:
+    return RefreshSession(uow, tokens, clock, policy)
+
+
+async def build_revoke_token(uow: UoWDep, tokens: TokensDep, clock: ClockDep) -> RevokeToken:
+    return RevokeToken(uow, tokens, clock)
+
+
+async def build_logout(uow: UoWDep, clock: ClockDep) -> Logout:
+    return Logout(uow, clock)
+
+
+async def build_logout_all(uow: UoWDep, clock: ClockDep) -> LogoutAll:
+    return LogoutAll(uow, clock)
+
+
+async def build_list_sessions(uow: UoWDep, clock: ClockDep) -> ListSessions:
+    return ListSessions(uow, clock)
+
+
+async def build_end_session(uow: UoWDep, clock: ClockDep) -> EndSession:
+    return EndSession(uow, clock)
+
+
+async def build_admin_end_sessions(uow: UoWDep, clock: ClockDep) -> AdminEndSessions:
+    return AdminEndSessions(uow, clock)
 
 
 async def build_get_user(uow: UoWDep) -> GetUser:
@@ -132,3 +189,10 @@ UpdateProfileCase = Annotated[UpdateProfile, Depends(build_update_profile)]
 ChangePasswordCase = Annotated[ChangePassword, Depends(build_change_password)]
 AdminUpdateUserCase = Annotated[AdminUpdateUser, Depends(build_admin_update_user)]
 DeleteUserCase = Annotated[DeleteUser, Depends(build_delete_user)]
+RefreshSessionCase = Annotated[RefreshSession, Depends(build_refresh_session)]
+RevokeTokenCase = Annotated[RevokeToken, Depends(build_revoke_token)]
+LogoutCase = Annotated[Logout, Depends(build_logout)]
+LogoutAllCase = Annotated[LogoutAll, Depends(build_logout_all)]
+ListSessionsCase = Annotated[ListSessions, Depends(build_list_sessions)]
+EndSessionCase = Annotated[EndSession, Depends(build_end_session)]
+AdminEndSessionsCase = Annotated[AdminEndSessions, Depends(build_admin_end_sessions)]

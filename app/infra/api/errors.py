@@ -34,6 +34,10 @@ from app.infra.db.engine import DatabaseUnavailable
 log = logging.getLogger(__name__)
 
 TOKEN_URL = "/auth/token"  # noqa: S105 (a path)
+REVOKE_URL = "/auth/revoke"
+# Endpoints of RFC 6749 (and RFC 7009, which borrows its errors): their
+# failures answer in RFC 6749 §5.2's shape.
+_OAUTH_PATHS = frozenset({TOKEN_URL, REVOKE_URL})
 DB_RETRY_AFTER_SECONDS = 5
 
 STATUS: dict[type[DomainError], int] = {
@@ -77,9 +81,9 @@ def _respond(
     *,
     refused_grant: bool = False,
 ) -> JSONResponse:
-    """`{"detail"}`, or at the token endpoint RFC 6749 §5.2's shape, for any
+    """`{"detail"}`, or at the OAuth endpoints RFC 6749 §5.2's shape, for any
     failure: the one place that tells the two apart."""
-    if request.url.path != TOKEN_URL:
+    if request.url.path not in _OAUTH_PATHS:
         return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
     if refused_grant:
         # Whatever the domain's category (wrong password, inactive user, ...).

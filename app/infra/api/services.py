@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from app.core.entities import SessionPolicy
 from app.core.ports import Clock, LoginThrottle, PasswordHasher, TokenIssuer, UserReader
 
 
@@ -17,6 +18,7 @@ class Services:
     tokens: TokenIssuer
     throttle: LoginThrottle
     clock: Clock
+    sessions: SessionPolicy
 
 
 def services_of(app: Starlette) -> Services:

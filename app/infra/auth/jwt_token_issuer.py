@@ -7,6 +7,7 @@ from app.core.dtos import AccessToken, TokenClaims
 from app.core.entities import User
 from app.core.exceptions import InvalidToken
 from app.core.ports import Clock
+from app.core.value_objects import ID
 
 TOKEN_TYPE = "access"  # noqa: S105 (a claim value, not a secret)
 # Far above any token we issue; refuses oversized input before any parsing.
@@ -18,8 +19,10 @@ VERIFIED_TOKENS_KEPT = 4096
 class JwtTokenIssuer:
     """HS256 (by default) access tokens with an explicit algorithm allow-list.
 
-    Besides the registered claims, `ver` carries the user's token version, so a
-    password change revokes earlier tokens exactly, whatever the clock says.
+    Besides the registered claims, `sid` names the session the token belongs
+    to (ending the session ends the token), and `ver` carries the user's
+    token version, so a password change revokes earlier tokens exactly,
+    whatever the clock says.
 
     A token's signature and claims never change, so the result of verifying
     one is kept (keyed by the whole token, signature included) and only its
@@ -41,7 +44,7 @@ class JwtTokenIssuer:
         self._clock, self._issuer, self._audience = clock, issuer, audience
         self._verified: dict[str, tuple[TokenClaims, float]] = {}
 
-    def issue(self, user: User) -> AccessToken:
+    def issue(self, user: User, session_id: ID) -> AccessToken:
         now = int(self._clock.now().timestamp())
         claims: dict[str, Any] = {
             "sub": str(user.id),
@@ -50,6 +53,7 @@ class JwtTokenIssuer:
             "jti": uuid.uuid4().hex,
             "type": TOKEN_TYPE,
             "ver": user.token_version,
+            "sid": str(session_id),
         }
         if self._issuer:
             claims["iss"] = self._issuer
@@ -92,9 +96,12 @@ class JwtTokenIssuer:
             )
         except (JWTError, ValueError, TypeError, OverflowError):  # unreadable means invalid
             raise InvalidToken() from None
-        version, expires_at = claims.get("ver"), claims.get("exp")
+        version, expires_at, session_id = claims.get("ver"), claims.get("exp"), claims.get("sid")
         if claims.get("type") != TOKEN_TYPE or type(version) is not int:
+            raise InvalidToken()
+        if not isinstance(session_id, str):
             raise InvalidToken()
         if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
             raise InvalidToken()
-        return TokenClaims(subject=claims["sub"], token_version=version), expires_at
+        claimed = TokenClaims(subject=claims["sub"], token_version=version, session_id=session_id)
+        return claimed, expires_at

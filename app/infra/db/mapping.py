@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Protocol
 
-from app.core.entities import User
+from app.core.entities import RefreshToken, Session, User
 from app.core.value_objects import ID, Email, HashedPassword, Name, Role
 from app.infra.db.models import UserRow
 
@@ -62,4 +62,61 @@ def to_row(user: User) -> UserRow:
         token_version=user.token_version,
         created_at=utc(user.created_at),
         updated_at=utc(user.updated_at),
+    )
+
+
+class SessionRecord(Protocol):
+    """A `sessions` row (or a row carrying its columns under these names)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def user_id(self) -> uuid.UUID: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def last_used_at(self) -> datetime: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def user_agent(self) -> str | None: ...
+
+
+def to_session(row: SessionRecord) -> Session:
+    return Session(
+        id=ID(row.id),
+        user_id=ID(row.user_id),
+        created_at=utc(row.created_at),
+        last_used_at=utc(row.last_used_at),
+        expires_at=utc(row.expires_at),
+        ended_at=utc(row.ended_at) if row.ended_at else None,
+        user_agent=row.user_agent,
+    )
+
+
+class RefreshTokenRecord(Protocol):
+    @property
+    def token_hash(self) -> str: ...
+    @property
+    def session_id(self) -> uuid.UUID: ...
+    @property
+    def issued_at(self) -> datetime: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def spent_at(self) -> datetime | None: ...
+    @property
+    def respent(self) -> bool: ...
+
+
+def to_refresh_token(row: RefreshTokenRecord) -> RefreshToken:
+    return RefreshToken(
+        digest=row.token_hash,
+        session_id=ID(row.session_id),
+        issued_at=utc(row.issued_at),
+        expires_at=utc(row.expires_at),
+        spent_at=utc(row.spent_at) if row.spent_at else None,
+        respent=bool(row.respent),
     )

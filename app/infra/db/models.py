@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -75,3 +76,54 @@ class LoginAttemptRow(SQLModel, table=True):
 
 
 login_attempts_table: Table = metadata.tables[LoginAttemptRow.__tablename__]
+
+
+class SessionRow(SQLModel, table=True):
+    """One login; ended by setting `ended_at`, never by deleting (purged later)."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        # A user's sessions, newest first (listing, the per-user cap, ending all).
+        Index("ix_sessions_user_id_created_at", "user_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(sa_column=Column(Uuid, primary_key=True))
+    user_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_used_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+    ended_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    user_agent: str | None = Field(default=None, sa_column=Column(String(256), nullable=True))
+
+
+sessions_table: Table = metadata.tables[SessionRow.__tablename__]
+
+
+class RefreshTokenRow(SQLModel, table=True):
+    """A refresh token by its SHA-256 (hex): the token itself is never stored."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    session_id: uuid.UUID = Field(
+        sa_column=Column(
+            Uuid, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    issued_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+    spent_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    respent: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+
+
+refresh_tokens_table: Table = metadata.tables[RefreshTokenRow.__tablename__]

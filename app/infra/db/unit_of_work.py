@@ -3,6 +3,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.infra.db.repositories.session_repo import SqlRefreshTokenRepo, SqlSessionRepo
 from app.infra.db.repositories.user_repo import SqlUserRepo
 
 
@@ -10,6 +11,8 @@ class SqlUserUnitOfWork:
     """One AsyncSession per `async with` block; never shared across tasks."""
 
     users: SqlUserRepo
+    sessions: SqlSessionRepo
+    refresh_tokens: SqlRefreshTokenRepo
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
@@ -18,6 +21,8 @@ class SqlUserUnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self._sessionmaker()
         self.users = SqlUserRepo(self._session)
+        self.sessions = SqlSessionRepo(self._session)
+        self.refresh_tokens = SqlRefreshTokenRepo(self._session)
         return self
 
     async def __aexit__(

@@ -7,16 +7,22 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.core.entities import User
+from app.core.entities import Session, User
 from app.core.value_objects import ID
-from app.infra.db.mapping import to_entity
-from app.infra.db.rows_by_id import AsyncpgRowsById, RowsById, SqliteRowsById, SqlRowsById
+from app.infra.db.mapping import to_entity, to_session
+from app.infra.db.rows_by_session import (
+    AsyncpgRowsBySession,
+    RowsBySession,
+    SqliteRowsBySession,
+    SqlRowsBySession,
+)
 
-_Waiting = dict[uuid.UUID, list[asyncio.Future[User | None]]]
+_Found = tuple[User, Session] | None
+_Waiting = dict[uuid.UUID, list[asyncio.Future[_Found]]]
 
 
 class BatchedUserReader:
-    """A UserReader that answers concurrent lookups with few queries.
+    """A UserReader that answers concurrent lookups (by session id) with few queries.
 
     Lookups wait in a queue; a few queries at a time (`max_queries`) each take
     everything waiting and fetch it at once, outside any transaction. Under
@@ -29,20 +35,20 @@ class BatchedUserReader:
 
     def __init__(
         self,
-        rows_by_id: RowsById,
+        rows_by_session: RowsBySession,
         max_queries: int,
         close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._rows_by_id, self._max_queries, self._close = rows_by_id, max_queries, close
+        self._rows, self._max_queries, self._close = rows_by_session, max_queries, close
         self._waiting: _Waiting = {}
         # Counted by the drainers themselves: a finished task's done-callback
         # runs a turn later, and a lookup made in between would wait forever.
         self._draining = 0
         self._drainers: set[asyncio.Task[None]] = set()  # keeps the tasks alive
 
-    async def get_by_id(self, user_id: ID) -> User | None:
-        answer: asyncio.Future[User | None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(user_id.value, []).append(answer)
+    async def get_with_session(self, session_id: ID) -> _Found:
+        answer: asyncio.Future[_Found] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(session_id.value, []).append(answer)
         if self._draining < self._max_queries:
             self._draining += 1
             drainer = asyncio.create_task(self._drain())
@@ -58,13 +64,13 @@ class BatchedUserReader:
         try:
             while self._waiting:
                 ids = list(self._waiting)[: self.MAX_BATCH]
-                await self._answer({user_id: self._waiting.pop(user_id) for user_id in ids})
+                await self._answer({key: self._waiting.pop(key) for key in ids})
         finally:
             self._draining -= 1
 
     async def _answer(self, waiting: _Waiting) -> None:
         try:
-            rows = await self._rows_by_id(list(waiting))
+            rows = await self._rows(list(waiting))
         except asyncio.CancelledError:  # shutting down
             for answer in _pending(waiting):
                 answer.cancel()
@@ -73,14 +79,14 @@ class BatchedUserReader:
             for answer in _pending(waiting):
                 answer.set_exception(exc)
             return
-        for user_id, answers in waiting.items():
-            row = rows.get(user_id)
-            user = to_entity(row) if row is not None else None
+        for session_id, answers in waiting.items():
+            row = rows.get(session_id)
+            found = (to_entity(row[0]), to_session(row[1])) if row is not None else None
             for n, answer in enumerate(answers):
                 if not answer.done():  # its request may have been cancelled
                     # Entities are mutable: each caller gets its own (value
                     # objects are immutable and shared).
-                    answer.set_result(dataclasses.replace(user) if n and user else user)
+                    answer.set_result(_copy(found) if n else found)
 
 
 async def open_user_reader(
@@ -88,14 +94,18 @@ async def open_user_reader(
 ) -> BatchedUserReader:
     """The process's UserReader: on PostgreSQL with `connections` of its own."""
     if engine.dialect.name == "postgresql":
-        rows = await AsyncpgRowsById.open(settings, connections)
+        rows = await AsyncpgRowsBySession.open(settings, connections)
         return BatchedUserReader(rows, max_queries=connections, close=rows.close)
     path = make_url(settings.database_url).database
     if engine.dialect.name == "sqlite" and path and path != ":memory:":
-        sqlite_rows = SqliteRowsById(path)
+        sqlite_rows = SqliteRowsBySession(path)
         return BatchedUserReader(sqlite_rows, max_queries=1, close=sqlite_rows.close)
-    return BatchedUserReader(SqlRowsById(engine), max_queries=connections)
+    return BatchedUserReader(SqlRowsBySession(engine), max_queries=connections)
 
 
-def _pending(waiting: _Waiting) -> list[asyncio.Future[User | None]]:
+def _copy(found: _Found) -> _Found:
+    return None if found is None else (dataclasses.replace(found[0]), dataclasses.replace(found[1]))
+
+
+def _pending(waiting: _Waiting) -> list[asyncio.Future[_Found]]:
     return [answer for answers in waiting.values() for answer in answers if not answer.done()]

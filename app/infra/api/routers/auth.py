@@ -1,32 +1,51 @@
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, status
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
-from app.core.dtos import Credentials
-from app.infra.api.dependencies import AuthenticateUserCase
+from app.core.dtos import Credentials, TokenPair
+from app.infra.api.dependencies import (
+    AuthenticateUserCase,
+    CurrentCaller,
+    LogoutAllCase,
+    LogoutCase,
+    RefreshSessionCase,
+    RevokeTokenCase,
+)
 from app.infra.api.errors import OAuthError
 from app.infra.api.schemas.auth import TokenResponse
-from app.infra.api.schemas.errors import HASHING_503, NO_STORE_HEADERS, oauth_error_responses
+from app.infra.api.schemas.errors import (
+    HASHING_503,
+    NO_STORE_HEADERS,
+    error_responses,
+    oauth_error_responses,
+)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 FORM_TYPE = "application/x-www-form-urlencoded"
-_FIELDS = ("grant_type", "username", "password", "scope", "client_id", "client_secret")
-# Far above any real credential; keeps absurd input from reaching bcrypt or the database.
+# Far above any real credential or token; keeps absurd input from reaching
+# bcrypt or the database.
 _MAX_FIELD_LENGTH = 4096
+_IGNORED: dict[str, Any] = {
+    "scope": {"type": "string", "description": "Ignored"},
+    "client_id": {"type": "string", "description": "Ignored: clients are public"},
+    "client_secret": {"type": "string", "description": "Ignored: clients are public"},
+}
 
-_FORM_SCHEMA: dict[str, Any] = {
+_TOKEN_FORM: dict[str, Any] = {
     "type": "object",
-    "required": ["username", "password"],
+    "description": (
+        "`grant_type=password` (the default) with `username` and `password`, "
+        "or `grant_type=refresh_token` with `refresh_token`"
+    ),
     "properties": {
-        "grant_type": {"type": "string", "enum": ["password"]},
+        "grant_type": {"type": "string", "enum": ["password", "refresh_token"]},
         "username": {"type": "string", "description": "The account's email"},
         "password": {"type": "string", "format": "password"},
-        "scope": {"type": "string", "description": "Ignored"},
-        "client_id": {"type": "string", "description": "Ignored: clients are public"},
-        "client_secret": {"type": "string", "description": "Ignored: clients are public"},
+        "refresh_token": {"type": "string", "description": "The last refresh token received"},
+        **_IGNORED,
     },
     "examples": [
         {
@@ -36,13 +55,22 @@ _FORM_SCHEMA: dict[str, Any] = {
         }
     ],
 }
+_REVOKE_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["token"],
+    "properties": {
+        "token": {"type": "string", "description": "A refresh token or an access token"},
+        "token_type_hint": {"type": "string", "description": "Ignored: either kind is found"},
+        **_IGNORED,
+    },
+}
 
 
 @router.post(
     "/token",
-    summary="OAuth2 password grant (RFC 6749 §4.3)",
+    summary="OAuth2 password grant (RFC 6749 §4.3) and refresh (§6)",
     openapi_extra={
-        "requestBody": {"required": True, "content": {FORM_TYPE: {"schema": _FORM_SCHEMA}}}
+        "requestBody": {"required": True, "content": {FORM_TYPE: {"schema": _TOKEN_FORM}}}
     },
     # Every failure, FastAPI's own included, answers in the RFC 6749 §5.2 shape.
     responses={
@@ -58,23 +86,93 @@ _FORM_SCHEMA: dict[str, Any] = {
     },
 )
 async def issue_token(
-    request: Request, response: Response, usecase: AuthenticateUserCase
+    request: Request,
+    response: Response,
+    login: AuthenticateUserCase,
+    refresh: RefreshSessionCase,
 ) -> TokenResponse:
     # Parsed by hand so that every failure, a missing field included, answers
     # in the RFC 6749 shape rather than FastAPI's 422.
     form = await _read_form(request)
-    grant_type = _field(form, "grant_type")
-    username, password = _field(form, "username"), _field(form, "password")
-    if grant_type is not None and grant_type != "password":
-        raise OAuthError("unsupported_grant_type", "Only the password grant is supported")
-    if not username or not password:
-        raise OAuthError("invalid_request", "username and password are required")
+    grant_type = _field(form, "grant_type") or "password"
     # A refused grant is a domain error: errors.py answers it in RFC 6749's shape.
-    token = await usecase.execute(Credentials(username, password))
+    if grant_type == "password":
+        username, password = _field(form, "username"), _field(form, "password")
+        if not username or not password:
+            raise OAuthError("invalid_request", "username and password are required")
+        user_agent = request.headers.get("user-agent")
+        pair = await login.execute(Credentials(username, password), user_agent)
+    elif grant_type == "refresh_token":
+        refresh_token = _field(form, "refresh_token")
+        if not refresh_token:
+            raise OAuthError("invalid_request", "refresh_token is required")
+        pair = await refresh.execute(refresh_token)
+    else:
+        raise OAuthError(
+            "unsupported_grant_type", "Only the password and refresh_token grants are supported"
+        )
+    _no_store(response)
+    return _token_response(pair)
+
+
+@router.post(
+    "/revoke",
+    summary="Revoke a refresh or access token (RFC 7009)",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {FORM_TYPE: {"schema": _REVOKE_FORM}}}
+    },
+    responses={
+        200: {
+            "description": "Revoked, or was not a valid token: the answer is the same",
+            "headers": NO_STORE_HEADERS,
+        },
+        **oauth_error_responses(400, 413, 503, d400="RFC 6749 §5.2: invalid_request"),
+    },
+    response_class=Response,
+)
+async def revoke_token(request: Request, usecase: RevokeTokenCase) -> Response:
+    form = await _read_form(request)
+    token = _field(form, "token")
+    if not token:
+        raise OAuthError("invalid_request", "token is required")
+    await usecase.execute(token)
+    response = Response(status_code=status.HTTP_200_OK)
+    _no_store(response)
+    return response
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End this session: its access and refresh tokens stop at once",
+    responses=error_responses(401, 503),
+)
+async def logout(caller: CurrentCaller, usecase: LogoutCase) -> None:
+    await usecase.execute(caller)
+
+
+@router.post(
+    "/logout/all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End every session of the caller",
+    responses=error_responses(401, 503),
+)
+async def logout_all(caller: CurrentCaller, usecase: LogoutAllCase) -> None:
+    await usecase.execute(caller)
+
+
+def _no_store(response: Response) -> None:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
+
+
+def _token_response(pair: TokenPair) -> TokenResponse:
     return TokenResponse(
-        access_token=token.token, token_type=token.token_type, expires_in=token.expires_in
+        access_token=pair.access.token,
+        token_type=pair.access.token_type,
+        expires_in=pair.access.expires_in,
+        refresh_token=pair.refresh_token,
+        refresh_token_expires_in=pair.refresh_expires_in,
     )
 
 

@@ -1,5 +1,6 @@
-"""RowsById sources for BatchedUserReader, the hot path of every authenticated
-request: asyncpg directly on PostgreSQL, the sqlite3 module on an SQLite file,
+"""RowsBySession sources for BatchedUserReader, the hot path of every
+authenticated request: each reads sessions and their users in one query,
+asyncpg directly on PostgreSQL, the sqlite3 module on an SQLite file,
 SQLAlchemy anywhere else."""
 
 import sqlite3
@@ -20,14 +21,16 @@ from app.infra.db.engine import (
     connection_trouble,
     read_only,
 )
-from app.infra.db.mapping import UserRecord
-from app.infra.db.models import users_table
+from app.infra.db.mapping import SessionRecord, UserRecord
+from app.infra.db.models import sessions_table, users_table
 
-# Fetches the rows of the given ids (missing ids are simply absent).
-RowsById = Callable[[list[uuid.UUID]], Awaitable[Mapping[uuid.UUID, UserRecord]]]
+Rows = Mapping[uuid.UUID, tuple[UserRecord, SessionRecord]]
+# Fetches the sessions of the given ids with their users (missing ids are
+# simply absent).
+RowsBySession = Callable[[list[uuid.UUID]], Awaitable[Rows]]
 
 
-class _Record(NamedTuple):
+class _UserRecord(NamedTuple):
     id: uuid.UUID
     email: str
     name: str
@@ -39,12 +42,32 @@ class _Record(NamedTuple):
     updated_at: Any
 
 
-_COLUMNS = ", ".join(_Record._fields)
-_BY_IDS_SQL = f"SELECT {_COLUMNS} FROM users WHERE id = ANY($1::uuid[])"  # noqa: S608 (constant)
+class _SessionRecord(NamedTuple):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    created_at: Any
+    last_used_at: Any
+    expires_at: Any
+    ended_at: Any
+    user_agent: str | None
 
 
-class AsyncpgRowsById:
-    """One prepared `... WHERE id = ANY($1)` on a small asyncpg pool of its own.
+_USER = len(_UserRecord._fields)
+# The user's columns, then the session's, by position.
+_COLUMNS = ", ".join(
+    [f"u.{name}" for name in _UserRecord._fields] + [f"s.{name}" for name in _SessionRecord._fields]
+)
+_FROM = "FROM sessions s JOIN users u ON u.id = s.user_id"
+_BY_IDS_SQL = f"SELECT {_COLUMNS} {_FROM} WHERE s.id = ANY($1::uuid[])"
+
+
+def _split(values: tuple[Any, ...]) -> tuple[uuid.UUID, tuple[UserRecord, SessionRecord]]:
+    session = _SessionRecord(*values[_USER:])
+    return session.id, (_UserRecord(*values[:_USER]), session)
+
+
+class AsyncpgRowsBySession:
+    """One prepared `... WHERE s.id = ANY($1)` on a small asyncpg pool of its own.
 
     Connections only ever run this SELECT, so they are returned to the pool
     without asyncpg's reset query (a round trip per use).
@@ -54,7 +77,7 @@ class AsyncpgRowsById:
         self._pool = pool
 
     @classmethod
-    async def open(cls, settings: Settings, connections: int) -> "AsyncpgRowsById":
+    async def open(cls, settings: Settings, connections: int) -> "AsyncpgRowsBySession":
         url = make_url(settings.database_url).set(drivername="postgresql")
         pool = asyncpg.create_pool(
             url.render_as_string(hide_password=False),
@@ -65,7 +88,7 @@ class AsyncpgRowsById:
         )
         return cls(await pool)
 
-    async def __call__(self, ids: list[uuid.UUID]) -> Mapping[uuid.UUID, UserRecord]:
+    async def __call__(self, ids: list[uuid.UUID]) -> Rows:
         try:
             try:
                 return await self._fetch(ids)
@@ -82,10 +105,10 @@ class AsyncpgRowsById:
                 raise
             raise DatabaseUnavailable(type(cause).__name__) from exc
 
-    async def _fetch(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, UserRecord]:
+    async def _fetch(self, ids: list[uuid.UUID]) -> Rows:
         async with self._pool.acquire() as connection:
             records = await connection.fetch(_BY_IDS_SQL, ids)
-        return {record[0]: _Record(*record.values()) for record in records}
+        return dict(_split(tuple(record.values())) for record in records)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -95,7 +118,7 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     pass
 
 
-class SqliteRowsById:
+class SqliteRowsBySession:
     """Reads with the standard sqlite3 module, on the event loop itself: in WAL
     mode readers never wait for writers, and a read by primary key takes a few
     microseconds, less than handing it to aiosqlite's thread and back. Values
@@ -108,17 +131,14 @@ class SqliteRowsById:
         self._path = path
         self._connection: sqlite3.Connection | None = None
 
-    async def __call__(self, ids: list[uuid.UUID]) -> Mapping[uuid.UUID, UserRecord]:
+    async def __call__(self, ids: list[uuid.UUID]) -> Rows:
         marks = ", ".join("?" * len(ids))
-        sql = f"SELECT {_COLUMNS} FROM users WHERE id IN ({marks})"  # noqa: S608 (only ?s)
+        sql = f"SELECT {_COLUMNS} {_FROM} WHERE s.id IN ({marks})"
         try:
             rows = self._connect().execute(sql, [i.hex for i in ids]).fetchall()
         except sqlite3.Error as exc:
             raise DatabaseUnavailable(str(exc)) from exc
-        records = (
-            _Record(uuid.UUID(hex=r[0]), *r[1:7], *map(datetime.fromisoformat, r[7:])) for r in rows
-        )
-        return {record.id: record for record in records}
+        return dict(_split(_decoded(row)) for row in rows)
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -134,13 +154,32 @@ class SqliteRowsById:
             self._connection = None
 
 
-class SqlRowsById:
-    """`SELECT ... WHERE id IN (...)` through SQLAlchemy: no write lock on SQLite."""
+def _decoded(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row of _COLUMNS as sqlite3 returns it, with ids and times decoded."""
+    user_id, *user, user_created, user_updated = row[:_USER]
+    session_id, owner_id, created, last_used, expires, ended, user_agent = row[_USER:]
+    return (
+        uuid.UUID(hex=user_id),
+        *user,
+        datetime.fromisoformat(user_created),
+        datetime.fromisoformat(user_updated),
+        uuid.UUID(hex=session_id),
+        uuid.UUID(hex=owner_id),
+        datetime.fromisoformat(created),
+        datetime.fromisoformat(last_used),
+        datetime.fromisoformat(expires),
+        datetime.fromisoformat(ended) if ended else None,
+        user_agent,
+    )
+
+
+class SqlRowsBySession:
+    """`SELECT ... WHERE s.id IN (...)` through SQLAlchemy: no write lock on SQLite."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = read_only(engine)
 
-    async def __call__(self, ids: list[uuid.UUID]) -> Mapping[uuid.UUID, UserRecord]:
+    async def __call__(self, ids: list[uuid.UUID]) -> Rows:
         try:
             return await self._fetch(ids)
         except DBAPIError as exc:
@@ -148,8 +187,15 @@ class SqlRowsById:
                 raise
             return await self._fetch(ids)  # the pool was refreshed; a read can be repeated
 
-    async def _fetch(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, UserRecord]:
+    async def _fetch(self, ids: list[uuid.UUID]) -> Rows:
+        query = (
+            select(
+                *(users_table.c[name] for name in _UserRecord._fields),
+                *(sessions_table.c[name] for name in _SessionRecord._fields),
+            )
+            .join_from(sessions_table, users_table, sessions_table.c.user_id == users_table.c.id)
+            .where(sessions_table.c.id.in_(ids))
+        )
         async with self._engine.connect() as connection:
-            query = select(users_table).where(users_table.c.id.in_(ids))
             result = await connection.execute(query)
-            return {row.id: row for row in result}
+            return dict(_split(tuple(row)) for row in result)
