@@ -14,6 +14,9 @@ NEW_SECRET_COMMAND = 'python3 -c "import secrets; print(secrets.token_urlsafe(48
 # supervisor (--workers) then stops rather than restarting workers forever.
 STARTUP_FAILURE = 3
 SQLITE_DEFAULT_URL = "sqlite+aiosqlite:///./app.db"
+# Where examples/frontend is served in development (its README).
+DEV_FRONTEND_URL = "http://localhost:5173"
+DEV_EMAILS_FROM = "no-reply@localhost"
 
 
 class DatabaseSettings(BaseSettings):
@@ -66,6 +69,27 @@ class Settings(DatabaseSettings):
     REFRESH_TOKEN_REUSE_INTERVAL_SECONDS: int = Field(default=10, ge=0, le=300)
     MAX_SESSIONS_PER_USER: int = Field(default=100, ge=1)
 
+    FRONTEND_URL: str | None = None  # links in mail; dev default DEV_FRONTEND_URL
+    PASSWORD_RESET_TOKEN_EXPIRE_MINUTES: int = Field(default=30, ge=1, le=24 * 60)
+    EMAIL_VERIFICATION_TOKEN_EXPIRE_MINUTES: int = Field(default=24 * 60, ge=1)
+    RECOVERY_EMAIL_COOLDOWN_SECONDS: int = Field(default=60, ge=0)
+    RECOVERY_REQUESTS_PER_HOUR: int = Field(default=20, ge=1)
+    REQUIRE_VERIFIED_EMAIL: bool = False
+
+    CLEANUP_BATCH_SIZE: int = Field(default=500, ge=1, le=100_000)
+
+    EMAIL_BACKEND: Literal["console", "smtp", "memory"] = "console"
+    EMAIL_MAX_ATTEMPTS: int = Field(default=8, ge=1)
+    EMAILS_FROM_EMAIL: str | None = None
+    EMAILS_FROM_NAME: str | None = None
+    SMTP_HOST: str | None = None
+    SMTP_PORT: int = Field(default=587, ge=1, le=65535)
+    SMTP_USER: str | None = None
+    SMTP_PASSWORD: str | None = Field(default=None, repr=False)
+    SMTP_STARTTLS: bool = True
+    SMTP_SSL: bool = False
+    SMTP_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
+
     MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
     CORS_ORIGINS: Annotated[list[str], NoDecode] = []
     DOCS_ENABLED: bool = True
@@ -78,7 +102,17 @@ class Settings(DatabaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("JWT_ISSUER", "JWT_AUDIENCE", mode="before")
+    @field_validator(
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "FRONTEND_URL",
+        "EMAILS_FROM_EMAIL",
+        "EMAILS_FROM_NAME",
+        "SMTP_HOST",
+        "SMTP_USER",
+        "SMTP_PASSWORD",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -95,6 +129,30 @@ class Settings(DatabaseSettings):
                 f"`{NEW_SECRET_COMMAND}` (`make run` writes a .env with one when there is none)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _mail_settings(self) -> Self:
+        if self.SMTP_STARTTLS and self.SMTP_SSL and self.EMAIL_BACKEND == "smtp":
+            raise ValueError("SMTP_STARTTLS and SMTP_SSL exclude each other: set one to false")
+        if self.EMAIL_BACKEND == "smtp" and not self.SMTP_HOST:
+            raise ValueError("EMAIL_BACKEND=smtp needs SMTP_HOST")
+        if self.ENV == "prod":
+            if self.EMAIL_BACKEND == "console":
+                raise ValueError(
+                    "EMAIL_BACKEND=console prints mail (with its links) instead of sending "
+                    "it: set EMAIL_BACKEND=smtp and the SMTP_* settings when ENV=prod"
+                )
+            if self.EMAIL_BACKEND == "smtp" and not (self.FRONTEND_URL and self.EMAILS_FROM_EMAIL):
+                raise ValueError("FRONTEND_URL and EMAILS_FROM_EMAIL are required when ENV=prod")
+        return self
+
+    @property
+    def frontend_url(self) -> str:
+        return self.FRONTEND_URL or DEV_FRONTEND_URL
+
+    @property
+    def emails_from(self) -> str:
+        return self.EMAILS_FROM_EMAIL or DEV_EMAILS_FROM
 
 
 def usable_cores() -> int:

@@ -2,22 +2,28 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.config import Settings, get_settings
-from app.core.entities import SessionPolicy
 from app.infra.api.body_limit import BodyLimitMiddleware
 from app.infra.api.current_user_fast_path import CurrentUserFastPath
 from app.infra.api.docs import add_docs
 from app.infra.api.errors import register_error_handlers
 from app.infra.api.request_context import RequestContextMiddleware
-from app.infra.api.routers import auth, health, sessions, users
+from app.infra.api.routers import auth, health, recovery, sessions, users
 from app.infra.api.services import Services
 from app.infra.auth.jwt_token_issuer import JwtTokenIssuer
 from app.infra.clock import SystemClock
+from app.infra.composition import (
+    email_sender,
+    housekeeping,
+    mail_dispatcher,
+    recovery_limiter,
+    recovery_policy,
+    session_policy,
+)
 from app.infra.db.engine import create_engine, create_sessionmaker
 from app.infra.db.login_throttle import SqlLoginThrottle
 from app.infra.db.user_reader import open_user_reader
@@ -31,6 +37,10 @@ from app.logger import configure_logging
 READER_CONNECTIONS = 1
 # How often expired login-failure counters are deleted (at most).
 LOGIN_PURGE_SECONDS = 300
+# How often each process looks for mail to send.
+MAIL_POLL_SECONDS = 1.0
+# How often each process deletes expired sessions, tokens and sent mail.
+HOUSEKEEPING_SECONDS = 600
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             issuer=settings.JWT_ISSUER,
             audience=settings.JWT_AUDIENCE,
         )
+        sender = email_sender(settings)
+        dispatcher = mail_dispatcher(settings, sessionmaker, sender, clock)
         app.state.services = Services(
             engine=engine,
             sessionmaker=sessionmaker,
@@ -71,9 +83,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             throttle=throttle,
             clock=clock,
             sessions=session_policy(settings),
+            recovery=recovery_policy(settings),
+            limiter=recovery_limiter(settings, sessionmaker, clock),
+            mail=dispatcher,
+            mail_sender=sender,
         )
         purge_every = min(settings.LOGIN_LOCKOUT_SECONDS, LOGIN_PURGE_SECONDS)
         purger = asyncio.create_task(throttle.purge_periodically(purge_every))
+        mailer = asyncio.create_task(dispatcher.run_forever(MAIL_POLL_SECONDS))
+        cleaner = housekeeping(settings, sessionmaker, clock)
+        sweeper = asyncio.create_task(cleaner.purge_periodically(HOUSEKEEPING_SECONDS))
         # Everything made so far lives as long as the process: keep it out of
         # the cyclic collector's full passes, which otherwise stall the event
         # loop for tens of milliseconds under load (garbage is collected first).
@@ -83,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             purger.cancel()
+            mailer.cancel()
+            sweeper.cancel()
             hasher.close()
             await reader.close()
             await engine.dispose()
@@ -104,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.DOCS_ENABLED:
         add_docs(app)
     register_error_handlers(app)
-    for router in (users.router, sessions.router, auth.router, health.router):
+    for router in (users.router, sessions.router, auth.router, recovery.router, health.router):
         app.include_router(router)
     # Innermost: everything below applies to the fast path as to any route.
     app.add_middleware(CurrentUserFastPath)
@@ -119,12 +140,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
     app.add_middleware(RequestContextMiddleware)
     return app
-
-
-def session_policy(settings: Settings) -> SessionPolicy:
-    return SessionPolicy(
-        refresh_token_ttl=timedelta(minutes=settings.REFRESH_TOKEN_EXPIRE_MINUTES),
-        max_lifetime=timedelta(minutes=settings.SESSION_MAX_LIFETIME_MINUTES),
-        reuse_interval=timedelta(seconds=settings.REFRESH_TOKEN_REUSE_INTERVAL_SECONDS),
-        max_per_user=settings.MAX_SESSIONS_PER_USER,
-    )

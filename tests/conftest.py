@@ -38,6 +38,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "HASH_WORKERS": 2,
         "LOG_LEVEL": "WARNING",
         "DB_POOL_SIZE": 5,
+        "EMAIL_BACKEND": "memory",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -129,10 +130,21 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+# Tables that deleting the users does not empty (no foreign key to users).
+_UNLINKED_TABLES = (
+    "login_attempts",
+    "outbox",
+    "mail_requests",
+    "mail_cooldowns",
+    "request_counters",
+)
+
+
 async def truncate(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.execute(text("DELETE FROM users"))
-        await connection.execute(text("DELETE FROM login_attempts"))
+        for table in _UNLINKED_TABLES:
+            await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (constants)
 
 
 @pytest.fixture

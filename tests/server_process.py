@@ -73,7 +73,7 @@ def app_env(database_url: str, **settings: str) -> dict[str, str]:
         BCRYPT_ROUNDS="4",
         HASH_WORKERS="2",
         LOG_LEVEL="WARNING",
-        **settings,
+        **{"EMAIL_BACKEND": "memory", **settings},
     )
 
 

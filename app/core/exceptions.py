@@ -43,6 +43,10 @@ class TooManyAttempts(RetryLater):
     message = "Too many failed login attempts; try again later"
 
 
+class TooManyRequests(RetryLater):
+    message = "Too many requests; try again later"
+
+
 class Unavailable(RetryLater):
     message = "Service temporarily unavailable"
 
@@ -68,6 +72,12 @@ class InvalidCursor(InvalidValue):
     message = "Invalid cursor"
 
 
+class InvalidOneTimeToken(InvalidValue):
+    """One answer for every cause: unknown, expired, used, voided, user gone."""
+
+    message = "Invalid or expired token"
+
+
 class WrongPassword(InvalidValue):
     message = "Current password is incorrect"
 
@@ -75,6 +85,12 @@ class WrongPassword(InvalidValue):
 # Authentication.
 class InvalidCredentials(Unauthenticated):
     message = "Incorrect email or password"
+
+
+class EmailNotVerified(InvalidCredentials):
+    """A correct password of an unverified user, with REQUIRE_VERIFIED_EMAIL."""
+
+    message = "Email address not verified"
 
 
 class InvalidToken(Unauthenticated):

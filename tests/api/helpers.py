@@ -1,14 +1,19 @@
-"""Small steps that API tests repeat: register, log in, promote."""
+"""Small steps that API tests repeat: register, log in, promote, read mail."""
 
+import asyncio
+import re
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
-from app.core.dtos import RegisterInput
+from app.core.dtos import EmailMessage, RegisterInput
 from app.core.usecases.create_admin import CreateAdmin
 from app.infra.api.services import services_of
 from app.infra.db.unit_of_work import SqlUserUnitOfWork
+from app.infra.mail.dispatcher import MailDispatcher
+from app.infra.mail.memory_sender import MemoryEmailSender
 
 PASSWORD = "correct-horse-battery"
 
@@ -53,7 +58,9 @@ async def admin_token(
 ) -> tuple[str, str]:
     """Creates an admin as the CLI does; returns its id and a token."""
     services = services_of(app)
-    usecase = CreateAdmin(SqlUserUnitOfWork(services.sessionmaker), services.hasher, services.clock)
+    usecase = CreateAdmin(
+        SqlUserUnitOfWork(services.sessionmaker), services.hasher, services.clock, services.recovery
+    )
     admin = await usecase.execute(RegisterInput(email, password, "Root"))
     return str(admin.id), await login(client, email, password)
 
@@ -82,3 +89,37 @@ async def assert_invalid_grant(client: AsyncClient, email: str, password: str = 
     response = await token_response(client, email, password)
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_grant"
+
+
+# Mail
+
+
+def dispatch_only_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps started after this send mail only at `mailed()`: the dispatcher's
+    background loop (every second, in lifespan) idles, so it cannot take a
+    request or claim a mail halfway through a test's own round."""
+
+    async def idle(self: MailDispatcher, every_seconds: float) -> None:
+        await asyncio.Event().wait()  # until lifespan cancels it
+
+    monkeypatch.setattr(MailDispatcher, "run_forever", idle)
+
+
+async def mailed(app: FastAPI) -> list[EmailMessage]:
+    """Every mail the app has sent, after one dispatcher round (recorded
+    requests turned into mail, then the due outbox sent)."""
+    services = services_of(app)
+    await services.mail.run_once()
+    sender = services.mail_sender
+    assert isinstance(sender, MemoryEmailSender), "make_settings sets EMAIL_BACKEND=memory"
+    return list(sender.sent)
+
+
+def link_token(message: EmailMessage, page: str) -> str:
+    """The token of the message's link to `page` (reset-password, verify-email),
+    the same in the text and HTML parts."""
+    pattern = rf"/{page}#token=([A-Za-z0-9_-]+)"
+    tokens: list[str] = re.findall(pattern, message.text)
+    assert len(tokens) == 1, message.text
+    assert set(re.findall(pattern, message.html)) == set(tokens)
+    return tokens[0]

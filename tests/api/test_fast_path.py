@@ -9,6 +9,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -84,6 +85,20 @@ async def test_the_fast_path_answers_as_the_route(
         await client.get("/users/me", headers=headers),
         await route_only.get("/users/me", headers=headers),
     )
+
+
+@pytest.mark.parametrize("verified", [False, True])
+async def test_the_email_verified_flag_is_answered_alike(
+    client: AsyncClient, route_only: AsyncClient, clean_engine: AsyncEngine, verified: bool
+) -> None:
+    _, token = await user_token(client)
+    async with clean_engine.begin() as connection:
+        await connection.execute(text("UPDATE users SET email_verified = :v"), {"v": verified})
+
+    fast = await client.get("/users/me", headers=bearer(token))
+    assert fast.status_code == 200, fast.text
+    assert fast.json()["email_verified"] is verified
+    same(fast, await route_only.get("/users/me", headers=bearer(token)))
 
 
 async def test_a_deleted_user_is_refused_alike(

@@ -17,7 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.logger import JsonFormatter, ReadableFormatter, configure_logging
 from app.main import create_app
-from tests.api.helpers import PASSWORD, admin_token, bearer, login, token_response, user_token
+from tests.api.helpers import (
+    PASSWORD,
+    admin_token,
+    bearer,
+    dispatch_only_when_told,
+    link_token,
+    login,
+    mailed,
+    register,
+    token_response,
+    user_token,
+)
 from tests.conftest import make_settings
 
 NEW_PASSWORD = "another-horse-battery"
@@ -210,6 +221,44 @@ async def test_account_events_are_audited_with_ids_only(
     assert token  # the first login's token was issued
 
 
+async def test_recovery_events_are_audited_with_ids_only(
+    database_url: str,
+    clean_engine: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dispatch_only_when_told(monkeypatch)
+    app = create_app(make_settings(database_url, REQUIRE_VERIFIED_EMAIL=True))
+    async with (
+        LifespanManager(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
+    ):
+        with caplog.at_level(logging.INFO, logger="app.audit"):
+            uid = (await register(http))["id"]
+            [registration] = await mailed(app)
+            await token_response(http, "ann@example.com")  # unverified
+            verification = link_token(registration, "verify-email")
+            assert (
+                await http.post("/auth/verify-email", json={"token": verification})
+            ).status_code == 204
+            for email in ("ann@example.com", "nobody@example.com"):
+                await http.post("/auth/password/forgot", json={"email": email})
+            [reset_mail] = (await mailed(app))[1:]
+            reset = {
+                "token": link_token(reset_mail, "reset-password"),
+                "new_password": NEW_PASSWORD,
+            }
+            assert (await http.post("/auth/password/reset", json=reset)).status_code == 204
+
+    assert audit_events(caplog) == [
+        ("user.registered", {"user_id": uid, "role": "user"}),
+        ("login.refused_unverified", {"user_id": uid}),
+        ("user.email_verified", {"user_id": uid}),
+        ("user.password_reset_mail_queued", {"user_id": uid}),
+        ("user.password_reset", {"user_id": uid}),
+    ]
+
+
 async def test_a_refused_locked_login_is_audited(
     database_url: str, clean_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -315,6 +364,92 @@ async def test_no_refresh_token_access_token_or_password_of_a_session_reaches_th
 
     audited = [event for event, _ in audit_events(caplog)]
     assert "session.refresh_token_reused" in audited, audited  # the flows ran
+    assert_not_logged(caplog, secrets)
+
+
+async def test_no_reset_or_verification_token_or_password_of_a_recovery_reaches_the_logs(
+    database_url: str,
+    clean_engine: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dispatch_only_when_told(monkeypatch)  # mail goes out at `mailed`, and only then
+    app = create_app(
+        make_settings(database_url, LOG_LEVEL="DEBUG", RECOVERY_EMAIL_COOLDOWN_SECONDS=0)
+    )
+    refused_password = "never-set-password-1"
+    with caplog.at_level(logging.DEBUG):
+        async with (
+            LifespanManager(app),
+            AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
+        ):
+            _, admin = await admin_token(app, http)
+            _, access = await user_token(http)
+            [registration] = await mailed(app)
+            verification = link_token(registration, "verify-email")
+            for token in (verification, verification, "not-a-verification-token"):
+                await http.post("/auth/verify-email", json={"token": token})
+            for email in ("ann@example.com", "nobody@example.com", "not-an-email"):
+                await http.post("/auth/verify-email/request", json={"email": email})
+                await http.post("/auth/password/forgot", json={"email": email})
+            [reset_mail] = [m for m in await mailed(app) if "/reset-password#" in m.text]
+            reset = link_token(reset_mail, "reset-password")
+            # A token in the query string is refused (422), and not logged either.
+            # (The test's own client, httpx, logs the URL it requests: not the service.
+            # Not caplog.at_level, which would raise its handler's level too.)
+            client_log = logging.getLogger("httpx")
+            client_log.disabled = True
+            try:
+                query = await http.post(
+                    "/auth/password/reset",
+                    params={"token": reset, "new_password": refused_password},
+                )
+            finally:
+                client_log.disabled = False
+            assert query.status_code == 422, query.text
+            for token, password in (
+                ("not-a-reset-token", refused_password),
+                (reset, "short"),
+                (reset, NEW_PASSWORD),
+                (reset, refused_password),  # spent
+            ):
+                await http.post(
+                    "/auth/password/reset", json={"token": token, "new_password": password}
+                )
+            tokens = [admin, access, await login(http, password=NEW_PASSWORD)]
+            changed = await http.patch(
+                "/users/me", json={"email": "ann.new@example.com"}, headers=bearer(tokens[-1])
+            )
+            assert changed.status_code == 200, changed.text
+            # A round's mails come in no set order: picked by recipient.
+            [renewal] = [m for m in await mailed(app) if m.to == "ann.new@example.com"]
+            renewed = link_token(renewal, "verify-email")
+            assert (
+                await http.post("/auth/verify-email", json={"token": renewed})
+            ).status_code == 204
+            async with clean_engine.connect() as connection:
+                digests = (
+                    await connection.execute(text("SELECT token_hash FROM one_time_tokens"))
+                ).scalars()
+                hashes = (
+                    await connection.execute(text("SELECT hashed_password FROM users"))
+                ).scalars()
+                secrets = [
+                    PASSWORD,
+                    NEW_PASSWORD,
+                    refused_password,
+                    verification,
+                    reset,
+                    renewed,
+                    *tokens,
+                    *digests,
+                    *hashes,
+                ]
+
+    audited = [event for event, _ in audit_events(caplog)]
+    for event in ("user.email_verified", "user.password_reset"):  # the flows ran
+        assert event in audited, audited
+    assert len({verification, reset, renewed}) == 3
     assert_not_logged(caplog, secrets)
 
 

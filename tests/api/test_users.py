@@ -23,7 +23,16 @@ from tests.api.helpers import (
     user_token,
 )
 
-USER_KEYS = {"id", "name", "email", "role", "is_active", "created_at", "updated_at"}
+USER_KEYS = {
+    "id",
+    "name",
+    "email",
+    "email_verified",
+    "role",
+    "is_active",
+    "created_at",
+    "updated_at",
+}
 NEW_PASSWORD = "new-staple-lantern-9"
 
 
@@ -41,6 +50,7 @@ def assert_utc_timestamp(value: str) -> None:
 def assert_user_response(body: dict[str, Any]) -> None:
     assert set(body) == USER_KEYS
     uuid.UUID(body["id"])
+    assert isinstance(body["email_verified"], bool)
     assert_utc_timestamp(body["created_at"])
     assert_utc_timestamp(body["updated_at"])
 
@@ -82,6 +92,7 @@ async def test_register_returns_the_user_without_secrets(client: AsyncClient) ->
     assert body["name"] == "Ann Lee"
     assert body["role"] == "user"
     assert body["is_active"] is True
+    assert body["email_verified"] is False  # until the mailed link is opened
     assert body["created_at"] == body["updated_at"]
     assert response.headers["Location"] == f"/users/{body['id']}"
     text = response.text.lower()

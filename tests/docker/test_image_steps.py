@@ -389,6 +389,14 @@ def server_env(build: Build, tmp_path: Path) -> dict[str, str]:
         "LOG_LEVEL": "INFO",
         # Two workers, as `make serve` runs: the supervisor path, not the single process.
         "WEB_CONCURRENCY": "2",
+        # What ENV=prod requires for mail, as compose sets it (nothing listens
+        # there: the outbox keeps the mail, no request fails).
+        "EMAIL_BACKEND": "smtp",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(free_port()),
+        "SMTP_STARTTLS": "false",
+        "EMAILS_FROM_EMAIL": "no-reply@example.com",
+        "FRONTEND_URL": "https://app.example.com",
     }
 
 

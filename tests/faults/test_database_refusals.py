@@ -30,6 +30,7 @@ from tests.faults.test_database_outage import (
     assert_no_traceback,
     assert_unavailable,
     login,
+    recovery_calls,
     register,
     start_server,
 )
@@ -118,13 +119,15 @@ class App:
 
     def calls(self, token: str) -> dict[str, Callable[[], httpx.Response]]:
         """The readiness check and one request per kind of database use: the
-        batched reader (the /users/me fast path), the login throttle, a write."""
+        batched reader (the /users/me fast path), the login throttle, a write,
+        and the recovery endpoints."""
         me = {"Authorization": f"Bearer {token}"}
         return {
             "GET /health/ready": lambda: self.http.get("/health/ready"),
             "GET /users/me": lambda: self.http.get("/users/me", headers=me),
             "POST /auth/token": lambda: login(self.http, ANN),
             "POST /users": lambda: register(self.http, f"bob.{time.monotonic_ns()}@example.com"),
+            **recovery_calls(self.http),
         }
 
     def assert_unavailable(self, token: str) -> None:
@@ -147,6 +150,10 @@ class App:
             "GET /users/me": 200,
             "POST /auth/token": 200,
             "POST /users": 201,
+            "POST /auth/password/forgot": 202,
+            "POST /auth/password/reset": 400,  # a token never issued
+            "POST /auth/verify-email/request": 202,
+            "POST /auth/verify-email": 400,
         }
 
 

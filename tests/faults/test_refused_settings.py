@@ -4,6 +4,8 @@ A real `uvicorn app.main:create_app --factory`, as operators start it, with
 the example secret of .env.example and no ENV (so dev): it exits non-zero
 with one readable paragraph that says how to make a secret, and no
 traceback. The .env that `make run` writes on a fresh checkout starts.
+(v2) With ENV=prod, mail that cannot reach users (the console backend, or
+SMTP without FRONTEND_URL and EMAILS_FROM_EMAIL) stops it likewise.
 """
 
 import shutil
@@ -18,6 +20,12 @@ from tests import server_process
 from tests.conftest import ROOT
 
 EXIT_DEADLINE_SECONDS = 30.0
+A_REAL_SECRET = "a-production-secret-that-is-long-enough-0123456789"
+SMTP = {"EMAIL_BACKEND": "smtp", "SMTP_HOST": "mail.example"}
+FRONTEND = {"FRONTEND_URL": "https://app.example"}
+SENDER = {"EMAILS_FROM_EMAIL": "no-reply@example.com"}
+CONSOLE_IN_PROD = "EMAIL_BACKEND=console prints mail (with its links) instead of sending it"
+INCOMPLETE_SMTP = "FRONTEND_URL and EMAILS_FROM_EMAIL are required when ENV=prod"
 
 
 def exit_code_and_output(env: dict[str, str], workdir: Path) -> tuple[int, str]:
@@ -100,3 +108,47 @@ def test_the_cli_refuses_the_example_secret_too(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert_refused_clearly(done.returncode, done.stderr)
     assert not (tmp_path / "never-made.db").exists()
+
+
+def production_env(tmp_path: Path, mail: dict[str, str]) -> dict[str, str]:
+    return server_process.clean_env(
+        ENV="prod",
+        JWT_SECRET_KEY=A_REAL_SECRET,
+        DB_URL=f"sqlite+aiosqlite:///{tmp_path}/prod.db",
+        **mail,
+    )
+
+
+@pytest.mark.parametrize(
+    ("mail", "reason"),
+    [
+        pytest.param({}, CONSOLE_IN_PROD, id="console-by-default"),
+        pytest.param(
+            {"EMAIL_BACKEND": "console", **FRONTEND, **SENDER}, CONSOLE_IN_PROD, id="console"
+        ),
+        pytest.param({**SMTP, **SENDER}, INCOMPLETE_SMTP, id="smtp-without-frontend-url"),
+        pytest.param({**SMTP, **FRONTEND}, INCOMPLETE_SMTP, id="smtp-without-sender"),
+    ],
+)
+def test_production_refuses_mail_that_cannot_reach_users(
+    tmp_path: Path, mail: dict[str, str], reason: str
+) -> None:
+    code, output = exit_code_and_output(production_env(tmp_path, mail), tmp_path)
+
+    assert code != 0, output
+    assert "Traceback" not in output, output
+    message = output.strip()
+    assert "\n" not in message, output
+    assert message.startswith("error: invalid settings"), output
+    assert reason in message, output
+
+
+def test_production_with_complete_smtp_settings_serves(tmp_path: Path) -> None:
+    """The control: the same environment, with what the refusals ask for."""
+    (port,) = server_process.free_ports(1)
+    env = production_env(tmp_path, {**SMTP, **FRONTEND, **SENDER})
+    server = server_process.start_uvicorn(env, port, tmp_path)
+    try:
+        server_process.wait_until_healthy(server)
+    finally:
+        server_process.stop(server)

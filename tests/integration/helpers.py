@@ -1,12 +1,15 @@
-"""Builders that integration tests share: users and sessions with every field chosen."""
+"""Builders that integration tests share: users, sessions, one-time tokens and
+mail with every field chosen."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.entities import Session, User
+from app.core.dtos import EmailMessage
+from app.core.entities import OneTimeToken, Session, TokenPurpose, User
 from app.core.value_objects import ID, Email, HashedPassword, Name, Role
+from app.core.value_objects.opaque_token import OpaqueToken
 from app.infra.db.engine import create_sessionmaker
 from app.infra.db.unit_of_work import SqlUserUnitOfWork
 
@@ -25,6 +28,7 @@ def a_user(
     updated_at: datetime | None = None,
     hashed_password: str = HASH,
     token_version: int = 0,
+    email_verified: bool = False,
     user_id: uuid.UUID | None = None,
 ) -> User:
     return User(
@@ -37,6 +41,7 @@ def a_user(
         created_at=created_at,
         updated_at=updated_at or created_at,
         token_version=token_version,
+        email_verified=email_verified,
     )
 
 
@@ -52,6 +57,7 @@ def fields(user: User) -> tuple[object, ...]:
         user.created_at,
         user.updated_at,
         user.token_version,
+        user.email_verified,
     )
 
 
@@ -138,3 +144,51 @@ async def store_session(
 async def load_session(engine: AsyncEngine, session: Session) -> Session | None:
     async with uow_for(engine) as uow:
         return await uow.sessions.get(session.id)
+
+
+def a_one_time_token(
+    user: User,
+    purpose: TokenPurpose = TokenPurpose.PASSWORD_RESET,
+    *,
+    created_at: datetime = T0,
+    ttl: timedelta = timedelta(minutes=30),
+) -> OneTimeToken:
+    """A fresh token of `user`, sent to their current address at `created_at`."""
+    return OneTimeToken.issue(OpaqueToken.new().digest, purpose, user, created_at, ttl)
+
+
+def one_time_token_fields(token: OneTimeToken) -> tuple[object, ...]:
+    """Every stored field, since a `OneTimeToken` compares by identity."""
+    return (
+        token.digest,
+        token.purpose,
+        token.user_id,
+        token.email,
+        token.created_at,
+        token.expires_at,
+        token.used_at,
+        token.voided_at,
+    )
+
+
+async def save_one_time_tokens(engine: AsyncEngine, *tokens: OneTimeToken) -> None:
+    async with uow_for(engine) as uow:
+        for token in tokens:
+            await uow.one_time_tokens.add(token)
+        await uow.commit()
+
+
+async def load_one_time_token(engine: AsyncEngine, token: OneTimeToken) -> OneTimeToken | None:
+    async with uow_for(engine) as uow:
+        return await uow.one_time_tokens.get(token.digest, token.purpose)
+
+
+def a_message(to: str = "ann@example.com", subject: str = "Reset your password") -> EmailMessage:
+    link = f"https://app.example/reset-password#token={OpaqueToken.new().value}"
+    return EmailMessage(
+        to=to,
+        to_name="Ann Ångström",
+        subject=subject,
+        text=f"Hello,\n\nOpen {link}\n",
+        html=f'<p>Hello,</p>\n<p><a href="{link}">Reset your password</a></p>\n',
+    )

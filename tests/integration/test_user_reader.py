@@ -193,7 +193,7 @@ async def reader(database_url: str, clean_engine: AsyncEngine) -> AsyncIterator[
 async def test_the_process_reader_reads_what_the_repositories_wrote(
     reader: BatchedUserReader, clean_engine: AsyncEngine
 ) -> None:
-    ann = a_user(updated_at=later(3), token_version=4)
+    ann = a_user(updated_at=later(3), token_version=4, email_verified=True)
     bob = a_user("bob@example.com", "Bob", is_active=False)
     ann_phone, ann_laptop = a_session(ann, created_at=later(1)), a_session(ann, user_agent=None)
     bob_session = a_session(bob, created_at=later(2))
@@ -225,14 +225,20 @@ async def test_a_lookup_sees_every_change_committed_before_it(
     found = await lookup(reader, session)
     assert found is not None
     assert found[1].ended_at is None
+    assert found[0].email_verified is False
 
     async with uow_for(clean_engine) as uow:
+        verified = await uow.users.get_by_id(ann.id)
+        assert verified is not None
+        verified.verify_email(later(4))
+        await uow.users.update(verified)
         await uow.sessions.end(session.id, later(5))
         await uow.commit()
 
     found = await lookup(reader, session)
     assert found is not None
     assert found[1].ended_at == later(5)
+    assert found[0].email_verified is True
 
     async with uow_for(clean_engine) as uow:
         await uow.users.delete(ann.id)
@@ -245,7 +251,10 @@ async def test_the_fast_and_the_generic_row_sources_agree(
     database_url: str, clean_engine: AsyncEngine
 ) -> None:
     # Microseconds apart, so any decoding slip of the timestamps shows.
-    users = [a_user(f"u{i}@example.com", created_at=later(i / 1e6)) for i in range(3)]
+    users = [
+        a_user(f"u{i}@example.com", created_at=later(i / 1e6), email_verified=i == 1)
+        for i in range(3)
+    ]
     sessions = [a_session(u, created_at=later(10 + i / 1e6)) for i, u in enumerate(users)]
     await save(clean_engine, *users)
     await save_sessions(clean_engine, *sessions)

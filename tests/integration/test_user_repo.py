@@ -65,6 +65,7 @@ async def test_add_then_get_round_trips_every_field(clean_engine: AsyncEngine) -
         created_at=T0,
         updated_at=later(3661.000001),
         token_version=7,
+        email_verified=True,
     )
     await save(clean_engine, user)
 
@@ -82,6 +83,7 @@ async def test_add_then_get_round_trips_every_field(clean_engine: AsyncEngine) -
     assert by_id.created_at == T0
     assert by_id.created_at.microsecond == T0.microsecond
     assert by_id.updated_at == later(3661.000001)
+    assert by_id.email_verified is True
 
 
 async def test_timestamps_with_another_utc_offset_keep_their_instant(
@@ -184,6 +186,7 @@ async def test_update_persists_every_change(clean_engine: AsyncEngine) -> None:
         assert changed is not None
         changed.rename(Name("Annabel"), later(10))
         changed.change_email(Email("annabel@example.com"), later(20))
+        changed.verify_email(later(25))
         changed.change_password(HashedPassword(OTHER_HASH), later(30))
         changed.change_role(Role.ADMIN, later(40))
         changed.deactivate(later(50.000001))
@@ -196,6 +199,7 @@ async def test_update_persists_every_change(clean_engine: AsyncEngine) -> None:
     assert stored.created_at == T0
     assert stored.updated_at == later(50.000001)
     assert stored.token_version == 2  # the password change and the deactivation
+    assert stored.email_verified is True
     async with uow_for(clean_engine) as uow:
         assert await uow.users.get_by_email(Email("ann@example.com")) is None
         assert await uow.users.get_by_email(Email("annabel@example.com")) is not None

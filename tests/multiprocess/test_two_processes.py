@@ -1,7 +1,8 @@
 """Two real server processes on one PostgreSQL database.
 
-What one process cannot show: uniqueness, the login lockout and token
-revocation must hold across processes, because they live in the database.
+What one process cannot show: uniqueness, the login lockout, token
+revocation and (v2) the per-client limit of the recovery endpoints must hold
+across processes, because they live in the database.
 The servers are real `uvicorn` subprocesses, so they do not count towards
 coverage.
 """
@@ -24,6 +25,7 @@ PASSWORD = "correct-horse-battery"
 NEW_PASSWORD = "staple-lamp-orbit"
 MAX_FAILURES = 3
 LOCKOUT_SECONDS = 900
+RECOVERY_LIMIT = 5
 REQUEST_TIMEOUT_SECONDS = 60.0
 
 
@@ -43,6 +45,7 @@ def server_env(database_url: str) -> dict[str, str]:
         DB_POOL_SIZE="5",
         LOGIN_MAX_FAILURES=str(MAX_FAILURES),
         LOGIN_LOCKOUT_SECONDS=str(LOCKOUT_SECONDS),
+        RECOVERY_REQUESTS_PER_HOUR=str(RECOVERY_LIMIT),
     )
 
 
@@ -200,6 +203,28 @@ async def test_a_burst_split_across_processes_checks_at_most_the_limit(
     for response in right:
         assert response.status_code == 429, response.text
         assert response.json()["error"] == "temporarily_unavailable"
+
+
+async def test_the_recovery_limit_counts_a_burst_split_across_processes_once(
+    clients: list[httpx.AsyncClient], clean_engine: AsyncEngine
+) -> None:
+    body = {"email": "ann@example.com"}
+    burst = [clients[n % 2].post("/auth/password/forgot", json=body) for n in range(20)]
+
+    responses = await asyncio.gather(*burst)
+
+    assert_no_server_errors(responses)
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {202: RECOVERY_LIMIT, 429: 20 - RECOVERY_LIMIT}, describe(responses)
+    for client in clients:  # the client is over the limit on either process now
+        response = await client.post("/auth/verify-email", json={"token": "never-issued"})
+        assert response.status_code == 429, response.text
+        assert 1 <= int(response.headers["Retry-After"]) <= 3600
+    async with clean_engine.connect() as connection:
+        recorded = await connection.execute(text("SELECT count(*) FROM mail_requests"))
+        # Only the requests within the limit were recorded (or already taken
+        # by a dispatcher, which deletes them): never more.
+        assert recorded.scalar_one() <= RECOVERY_LIMIT
 
 
 async def test_tokens_work_across_processes_and_a_password_change_revokes_them_on_both(

@@ -2,14 +2,23 @@
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
-from app.core.dtos import AccessToken, Caller, TokenClaims, UserDTO
-from app.core.entities import RefreshToken, Session, SessionPolicy, User
+from app.core.dtos import AccessToken, Caller, EmailMessage, TokenClaims, UserDTO
+from app.core.entities import (
+    OneTimeToken,
+    RecoveryPolicy,
+    RefreshToken,
+    Session,
+    SessionPolicy,
+    TokenPurpose,
+    User,
+)
 from app.core.exceptions import EmailTaken, InvalidToken
 from app.core.value_objects import ID, Email, HashedPassword, Name, Password, Role
 from app.core.value_objects.page_cursor import PageCursor
@@ -183,6 +192,119 @@ class InMemoryRefreshTokenRepo:
         return True
 
 
+class InMemoryOneTimeTokenRepo:
+    """One-time tokens by digest, under the OneTimeTokenRepo rule."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, OneTimeToken] = {}
+
+    def snapshot(self) -> dict[str, OneTimeToken]:
+        return {key: dataclasses.replace(t) for key, t in self.rows.items()}
+
+    def restore(self, rows: dict[str, OneTimeToken]) -> None:
+        self.rows = {key: dataclasses.replace(t) for key, t in rows.items()}
+
+    def of(self, user_id: ID, purpose: TokenPurpose | None = None) -> list[OneTimeToken]:
+        """The user's stored tokens (of one purpose, or all), oldest first, for assertions."""
+        return [
+            t
+            for t in sorted(self.rows.values(), key=lambda t: t.created_at)
+            if t.user_id == user_id and (purpose is None or t.purpose is purpose)
+        ]
+
+    async def add(self, token: OneTimeToken) -> None:
+        if token.digest in self.rows:
+            raise ValueError("duplicate token digest")
+        self.rows[token.digest] = dataclasses.replace(token)
+
+    async def get(self, digest: str, purpose: TokenPurpose) -> OneTimeToken | None:
+        token = self.rows.get(digest)
+        return dataclasses.replace(token) if token and token.purpose is purpose else None
+
+    async def use(self, digest: str, now: datetime) -> bool:
+        token = self.rows.get(digest)
+        if token is None or token.used_at is not None or token.voided_at is not None:
+            return False
+        token.used_at = now
+        return True
+
+    async def void_all(self, user_id: ID, purpose: TokenPurpose | None, now: datetime) -> None:
+        for token in self.rows.values():
+            if (
+                token.user_id == user_id
+                and (purpose is None or token.purpose is purpose)
+                and token.used_at is None
+                and token.voided_at is None
+            ):
+                token.voided_at = now
+
+    def delete_of(self, user_id: ID) -> None:
+        """As ON DELETE CASCADE does when the user's row goes."""
+        self.rows = {k: t for k, t in self.rows.items() if t.user_id != user_id}
+
+
+class InMemoryOutbox:
+    """The mail queued, in order; what a dispatcher would send after the commit."""
+
+    def __init__(self) -> None:
+        self.rows: list[EmailMessage] = []
+
+    def snapshot(self) -> list[EmailMessage]:
+        return list(self.rows)  # EmailMessage is frozen
+
+    def restore(self, rows: list[EmailMessage]) -> None:
+        self.rows = list(rows)
+
+    async def add(self, message: EmailMessage, now: datetime) -> None:
+        self.rows.append(message)
+
+
+_Request = tuple[TokenPurpose, Email, datetime]
+
+
+class InMemoryMailRequests:
+    """Recorded requests taken oldest first, and the per-address cooldowns,
+    under the MailRequests rule."""
+
+    def __init__(self) -> None:
+        self.rows: list[_Request] = []
+        self.cooldowns: dict[str, datetime] = {}  # address -> when its last mail went
+
+    def snapshot(self) -> tuple[list[_Request], dict[str, datetime]]:
+        return list(self.rows), dict(self.cooldowns)
+
+    def restore(self, state: tuple[list[_Request], dict[str, datetime]]) -> None:
+        self.rows, self.cooldowns = list(state[0]), dict(state[1])
+
+    async def add(self, purpose: TokenPurpose, email: Email, now: datetime) -> None:
+        self.rows.append((purpose, email, now))
+
+    async def take(self) -> tuple[TokenPurpose, Email] | None:
+        if not self.rows:
+            return None
+        # Oldest by requested_at; among equal times, the first recorded (sorted is stable).
+        oldest = sorted(self.rows, key=lambda r: r[2])[0]
+        self.rows.remove(oldest)
+        return oldest[0], oldest[1]
+
+    async def claim_cooldown(self, email: Email, now: datetime, cooldown: timedelta) -> bool:
+        last = self.cooldowns.get(email.value)
+        if last is not None and last > now - cooldown:
+            return False
+        self.cooldowns[email.value] = now
+        return True
+
+
+_Snapshot = tuple[
+    dict[ID, User],
+    dict[ID, Session],
+    dict[str, RefreshToken],
+    dict[str, OneTimeToken],
+    list[EmailMessage],
+    tuple[list[_Request], dict[str, datetime]],
+]
+
+
 class FakeUoW:
     """Leaving a block without commit() restores what the block started from."""
 
@@ -190,23 +312,33 @@ class FakeUoW:
         self.users = InMemoryUserRepo(users)
         self.sessions = InMemorySessionRepo()
         self.refresh_tokens = InMemoryRefreshTokenRepo()
-        self.users.on_delete = self.sessions.delete_of
+        self.one_time_tokens = InMemoryOneTimeTokenRepo()
+        self.outbox = InMemoryOutbox()
+        self.mail_requests = InMemoryMailRequests()
+        self.users.on_delete = self._cascade
         self.committed = False
         self.commits = 0
         self.is_open = False
-        self._snapshot: tuple[dict[ID, User], dict[ID, Session], dict[str, RefreshToken]] = (
-            {},
-            {},
-            {},
-        )
+        self._snapshot: _Snapshot = self._take()
 
     async def __aenter__(self) -> Self:
         self.is_open = True
         self._snapshot = self._take()
         return self
 
-    def _take(self) -> tuple[dict[ID, User], dict[ID, Session], dict[str, RefreshToken]]:
-        return self.users.snapshot(), self.sessions.snapshot(), self.refresh_tokens.snapshot()
+    def _take(self) -> _Snapshot:
+        return (
+            self.users.snapshot(),
+            self.sessions.snapshot(),
+            self.refresh_tokens.snapshot(),
+            self.one_time_tokens.snapshot(),
+            self.outbox.snapshot(),
+            self.mail_requests.snapshot(),
+        )
+
+    def _cascade(self, user_id: ID) -> None:
+        self.sessions.delete_of(user_id)
+        self.one_time_tokens.delete_of(user_id)
 
     async def __aexit__(
         self,
@@ -223,10 +355,13 @@ class FakeUoW:
         self._snapshot = self._take()
 
     async def rollback(self) -> None:
-        users, sessions, refresh_tokens = self._snapshot
+        users, sessions, refresh_tokens, one_time_tokens, outbox, mail_requests = self._snapshot
         self.users.restore(users)
         self.sessions.restore(sessions)
         self.refresh_tokens.restore(refresh_tokens)
+        self.one_time_tokens.restore(one_time_tokens)
+        self.outbox.restore(outbox)
+        self.mail_requests.restore(mail_requests)
 
 
 class FakeReader:
@@ -356,6 +491,19 @@ class FakeThrottle:
         return counter.window_start <= now - self.lockout_seconds
 
 
+class FakeLimiter:
+    """A RequestLimiter whose window never ends within a test: the first
+    `limit` hits of a key pass, every later one gets `retry_after`."""
+
+    def __init__(self, limit: int = 1000, retry_after: int = 3600) -> None:
+        self.limit, self.retry_after = limit, retry_after
+        self.hits: Counter[str] = Counter()
+
+    async def hit(self, key: str) -> int | None:
+        self.hits[key] += 1
+        return None if self.hits[key] <= self.limit else self.retry_after
+
+
 class FakeTokens:
     """Tokens are opaque keys into the claims they were issued with."""
 
@@ -391,6 +539,7 @@ def a_user(
     password: str = PASSWORD,
     created_at: datetime = T0,
     token_version: int = 0,
+    email_verified: bool = False,
 ) -> User:
     return User(
         id=ID.new(),
@@ -402,6 +551,7 @@ def a_user(
         created_at=created_at,
         updated_at=created_at,
         token_version=token_version,
+        email_verified=email_verified,
     )
 
 
@@ -418,6 +568,13 @@ POLICY = SessionPolicy(
     max_lifetime=timedelta(days=30),
     reuse_interval=timedelta(seconds=10),
     max_per_user=100,
+)
+
+RECOVERY = RecoveryPolicy(
+    frontend_url="https://app.example",
+    reset_ttl=timedelta(minutes=30),
+    verification_ttl=timedelta(days=1),
+    cooldown=timedelta(seconds=60),
 )
 
 

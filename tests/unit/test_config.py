@@ -1,10 +1,13 @@
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from app.config import (
+    DEV_EMAILS_FROM,
+    DEV_FRONTEND_URL,
     EXAMPLE_SECRET,
     SQLITE_DEFAULT_URL,
     STARTUP_FAILURE,
@@ -18,6 +21,13 @@ from tests.conftest import ROOT
 
 SECRET = "a-real-secret-of-at-least-32-characters-xyz"
 PG_URL = "postgresql+asyncpg://app:pw@db.internal:5432/users"
+# What production needs to send mail, besides a database and a secret.
+PROD_MAIL: dict[str, Any] = {
+    "EMAIL_BACKEND": "smtp",
+    "SMTP_HOST": "smtp.internal",
+    "FRONTEND_URL": "https://app.example",
+    "EMAILS_FROM_EMAIL": "no-reply@example.com",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -60,9 +70,45 @@ def test_production_treats_a_blank_db_url_as_missing(
         Settings(_env_file=None, ENV="prod", JWT_SECRET_KEY=SECRET)
 
 
-def test_production_with_a_db_url_and_a_real_secret_is_fine() -> None:
-    settings = Settings(_env_file=None, ENV="prod", DB_URL=PG_URL, JWT_SECRET_KEY=SECRET)
+def test_production_with_a_db_url_a_real_secret_and_smtp_is_fine() -> None:
+    settings = Settings(
+        _env_file=None, ENV="prod", DB_URL=PG_URL, JWT_SECRET_KEY=SECRET, **PROD_MAIL
+    )
     assert settings.database_url == PG_URL
+    assert settings.frontend_url == "https://app.example"
+    assert settings.emails_from == "no-reply@example.com"
+
+
+def test_production_refuses_the_console_mail_backend() -> None:
+    with pytest.raises(ValidationError, match="EMAIL_BACKEND=console"):
+        Settings(_env_file=None, ENV="prod", DB_URL=PG_URL, JWT_SECRET_KEY=SECRET)
+
+
+@pytest.mark.parametrize("missing", ["FRONTEND_URL", "EMAILS_FROM_EMAIL"])
+def test_production_with_smtp_requires_the_links_and_the_sender(missing: str) -> None:
+    mail = {**PROD_MAIL, missing: "  "}  # blank is unset
+    with pytest.raises(ValidationError, match="FRONTEND_URL and EMAILS_FROM_EMAIL are required"):
+        Settings(_env_file=None, ENV="prod", DB_URL=PG_URL, JWT_SECRET_KEY=SECRET, **mail)
+
+
+def test_smtp_needs_a_host_and_one_of_starttls_or_ssl() -> None:
+    with pytest.raises(ValidationError, match="needs SMTP_HOST"):
+        Settings(_env_file=None, JWT_SECRET_KEY=SECRET, EMAIL_BACKEND="smtp")
+    with pytest.raises(ValidationError, match="exclude each other"):
+        Settings(
+            _env_file=None,
+            JWT_SECRET_KEY=SECRET,
+            EMAIL_BACKEND="smtp",
+            SMTP_HOST="smtp.internal",
+            SMTP_SSL=True,
+        )
+
+
+def test_in_development_mail_links_and_sender_have_defaults() -> None:
+    settings = Settings(_env_file=None, JWT_SECRET_KEY=SECRET)
+    assert settings.EMAIL_BACKEND == "console"
+    assert settings.frontend_url == DEV_FRONTEND_URL
+    assert settings.emails_from == DEV_EMAILS_FROM
 
 
 @pytest.mark.parametrize("env", [None, "dev", "prod"])
@@ -142,6 +188,8 @@ def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("ENV", "prod")
     monkeypatch.setenv("DB_URL", "postgres://app:pw@db/users")
     monkeypatch.setenv("ACCESS_TOKEN_EXPIRE_MINUTES", "15")
+    for name, value in PROD_MAIL.items():
+        monkeypatch.setenv(name, value)
     settings = Settings(_env_file=None)
     assert settings.ENV == "prod"
     assert settings.ACCESS_TOKEN_EXPIRE_MINUTES == 15

@@ -26,3 +26,8 @@ def test_inputs_never_show_a_password_in_their_repr(dto: object) -> None:
 def test_user_dto_is_admin_follows_the_role(role: Role) -> None:
     dto = UserDTO.from_entity(a_user(role=role))
     assert dto.is_admin is (role is Role.ADMIN)
+
+
+@pytest.mark.parametrize("verified", [True, False])
+def test_user_dto_carries_email_verified(verified: bool) -> None:
+    assert UserDTO.from_entity(a_user(email_verified=verified)).email_verified is verified

@@ -26,7 +26,7 @@ from app.core.usecases.get_user import GetUser
 from app.core.usecases.list_users import MAX_PAGE_SIZE, ListUsers
 from app.core.value_objects import ID, Email, Name, Role
 from app.core.value_objects.page_cursor import PageCursor
-from tests.unit.fakes import T0, FakeClock, FakeUoW, a_session, a_user, an_admin, dto
+from tests.unit.fakes import RECOVERY, T0, FakeClock, FakeUoW, a_session, a_user, an_admin, dto
 
 
 def _later() -> FakeClock:
@@ -235,7 +235,7 @@ async def test_list_users_cursor_chain_with_a_prefix() -> None:
 async def test_admin_update_changes_every_field() -> None:
     admin, user = an_admin(), a_user(email="ann@example.com", name="Ann")
     uow, clock = FakeUoW(users=[admin, user]), _later()
-    updated = await AdminUpdateUser(uow, clock).execute(
+    updated = await AdminUpdateUser(uow, clock, RECOVERY).execute(
         dto(admin),
         user.id.value,
         AdminChanges(name=" Anna ", email="ANNA@example.com", role="admin", is_active=False),
@@ -262,7 +262,7 @@ async def test_admin_update_changes_every_field() -> None:
 async def test_admin_update_leaves_out_fields_unchanged() -> None:
     admin, user = an_admin(), a_user(email="ann@example.com", name="Ann", is_active=False)
     uow = FakeUoW(users=[admin, user])
-    updated = await AdminUpdateUser(uow, _later()).execute(
+    updated = await AdminUpdateUser(uow, _later(), RECOVERY).execute(
         dto(admin), user.id.value, AdminChanges()
     )
     assert updated == dto(user)
@@ -272,7 +272,7 @@ async def test_admin_update_leaves_out_fields_unchanged() -> None:
 async def test_admin_update_can_reactivate_a_user() -> None:
     admin, user = an_admin(), a_user(is_active=False)
     uow = FakeUoW(users=[admin, user])
-    updated = await AdminUpdateUser(uow, _later()).execute(
+    updated = await AdminUpdateUser(uow, _later(), RECOVERY).execute(
         dto(admin), user.id.value, AdminChanges(is_active=True)
     )
     assert updated.is_active
@@ -283,7 +283,7 @@ async def test_admin_update_is_admin_only_even_for_oneself() -> None:
     user = a_user()
     uow = FakeUoW(users=[user])
     with pytest.raises(NotEnoughPermissions):
-        await AdminUpdateUser(uow, _later()).execute(
+        await AdminUpdateUser(uow, _later(), RECOVERY).execute(
             dto(user), user.id.value, AdminChanges(role="admin")
         )
     assert uow.users.stored(user.id).role is Role.USER
@@ -293,7 +293,7 @@ async def test_admin_update_is_admin_only_even_for_oneself() -> None:
 async def test_admin_update_unknown_id_is_not_found() -> None:
     admin = an_admin()
     with pytest.raises(UserNotFound):
-        await AdminUpdateUser(FakeUoW(users=[admin]), _later()).execute(
+        await AdminUpdateUser(FakeUoW(users=[admin]), _later(), RECOVERY).execute(
             dto(admin), uuid.uuid4(), AdminChanges(name="X")
         )
 
@@ -302,7 +302,7 @@ async def test_admin_update_refuses_a_taken_email() -> None:
     admin, ann = an_admin(), a_user(email="ann@example.com", name="Ann")
     uow = FakeUoW(users=[admin, ann])
     with pytest.raises(EmailTaken):
-        await AdminUpdateUser(uow, _later()).execute(
+        await AdminUpdateUser(uow, _later(), RECOVERY).execute(
             dto(admin), ann.id.value, AdminChanges(name="Renamed", email="ROOT@example.com")
         )
     assert not uow.committed
@@ -322,7 +322,7 @@ async def test_admin_update_refuses_invalid_values(
     admin, user = an_admin(), a_user()
     uow = FakeUoW(users=[admin, user])
     with pytest.raises(error):
-        await AdminUpdateUser(uow, _later()).execute(dto(admin), user.id.value, changes)
+        await AdminUpdateUser(uow, _later(), RECOVERY).execute(dto(admin), user.id.value, changes)
     assert not uow.committed
 
 
@@ -341,7 +341,7 @@ async def test_the_last_active_admin_cannot_be_demoted_or_deactivated(
     admin = an_admin()
     uow = FakeUoW(users=[admin, a_user()])
     with pytest.raises(LastActiveAdmin):
-        await AdminUpdateUser(uow, _later()).execute(dto(admin), admin.id.value, changes)
+        await AdminUpdateUser(uow, _later(), RECOVERY).execute(dto(admin), admin.id.value, changes)
     assert not uow.committed
     stored = uow.users.stored(admin.id)
     assert stored.is_active_admin
@@ -353,7 +353,7 @@ async def test_an_inactive_admin_does_not_count_as_a_second_admin() -> None:
     admin, dormant = an_admin(), an_admin(email="dormant@example.com", is_active=False)
     uow = FakeUoW(users=[admin, dormant])
     with pytest.raises(LastActiveAdmin):
-        await AdminUpdateUser(uow, _later()).execute(
+        await AdminUpdateUser(uow, _later(), RECOVERY).execute(
             dto(admin), admin.id.value, AdminChanges(role="user")
         )
 
@@ -361,7 +361,7 @@ async def test_an_inactive_admin_does_not_count_as_a_second_admin() -> None:
 async def test_with_two_active_admins_one_can_be_demoted_then_not_the_other() -> None:
     first, second = an_admin(), an_admin(email="second@example.com")
     uow = FakeUoW(users=[first, second])
-    usecase = AdminUpdateUser(uow, _later())
+    usecase = AdminUpdateUser(uow, _later(), RECOVERY)
     demoted = await usecase.execute(dto(first), second.id.value, AdminChanges(role="user"))
     assert demoted.role == "user"
     assert uow.users.stored(second.id).role is Role.USER
@@ -373,7 +373,7 @@ async def test_with_two_active_admins_one_can_be_demoted_then_not_the_other() ->
 async def test_with_two_active_admins_one_can_deactivate_itself() -> None:
     first, second = an_admin(), an_admin(email="second@example.com")
     uow = FakeUoW(users=[first, second])
-    updated = await AdminUpdateUser(uow, _later()).execute(
+    updated = await AdminUpdateUser(uow, _later(), RECOVERY).execute(
         dto(first), first.id.value, AdminChanges(is_active=False)
     )
     assert not updated.is_active
@@ -383,7 +383,7 @@ async def test_with_two_active_admins_one_can_deactivate_itself() -> None:
 async def test_the_last_active_admin_may_still_be_renamed() -> None:
     admin = an_admin()
     uow = FakeUoW(users=[admin])
-    updated = await AdminUpdateUser(uow, _later()).execute(
+    updated = await AdminUpdateUser(uow, _later(), RECOVERY).execute(
         dto(admin), admin.id.value, AdminChanges(name="Boss", role="admin", is_active=True)
     )
     assert updated.name == "Boss"
@@ -393,7 +393,7 @@ async def test_the_last_active_admin_may_still_be_renamed() -> None:
 async def test_an_inactive_admin_can_be_demoted_while_one_admin_is_active() -> None:
     admin, dormant = an_admin(), an_admin(email="dormant@example.com", is_active=False)
     uow = FakeUoW(users=[admin, dormant])
-    updated = await AdminUpdateUser(uow, _later()).execute(
+    updated = await AdminUpdateUser(uow, _later(), RECOVERY).execute(
         dto(admin), dormant.id.value, AdminChanges(role="user")
     )
     assert updated.role == "user"
@@ -402,7 +402,7 @@ async def test_an_inactive_admin_can_be_demoted_while_one_admin_is_active() -> N
 async def test_promoting_a_user_makes_a_second_admin() -> None:
     admin, user = an_admin(), a_user()
     uow = FakeUoW(users=[admin, user])
-    usecase = AdminUpdateUser(uow, _later())
+    usecase = AdminUpdateUser(uow, _later(), RECOVERY)
     await usecase.execute(dto(admin), user.id.value, AdminChanges(role="admin"))
     demoted = await usecase.execute(dto(admin), admin.id.value, AdminChanges(role="user"))
     assert demoted.role == "user"
@@ -505,7 +505,9 @@ async def test_an_admin_changed_in_flight_cannot_update(how: str, error: type[Ex
         (second, AdminChanges(role="user")),
     ):
         with pytest.raises(error):
-            await AdminUpdateUser(uow, _later()).execute(dto(first), target.id.value, changes)
+            await AdminUpdateUser(uow, _later(), RECOVERY).execute(
+                dto(first), target.id.value, changes
+            )
     assert not uow.committed
     assert [dataclasses.asdict(u) for u in uow.users.rows.values()] == before
     assert uow.users.stored(second.id).is_active_admin
@@ -536,7 +538,7 @@ async def test_demoting_or_deactivating_ends_the_users_tokens() -> None:
     admin, other, user = an_admin(), an_admin("other@example.com"), a_user()
     uow, clock = FakeUoW(users=[admin, other, user]), _later()
     sessions = {u.id: await a_session(uow, u) for u in (admin, other, user)}
-    usecase = AdminUpdateUser(uow, clock)
+    usecase = AdminUpdateUser(uow, clock, RECOVERY)
     await usecase.execute(dto(admin), other.id.value, AdminChanges(role="user"))
     await usecase.execute(dto(admin), user.id.value, AdminChanges(is_active=False))
     await usecase.execute(dto(admin), user.id.value, AdminChanges(is_active=True))
@@ -561,7 +563,7 @@ async def test_changes_other_than_demotion_or_deactivation_keep_the_sessions(
     admin, user = an_admin(), a_user()
     uow, clock = FakeUoW(users=[admin, user]), _later()
     session = await a_session(uow, user)
-    await AdminUpdateUser(uow, clock).execute(dto(admin), user.id.value, changes)
+    await AdminUpdateUser(uow, clock, RECOVERY).execute(dto(admin), user.id.value, changes)
     assert uow.committed
     assert uow.sessions.rows[session.id].is_live(clock.now())
 
@@ -571,7 +573,7 @@ async def test_a_refused_demotion_ends_no_session() -> None:
     uow, clock = FakeUoW(users=[admin]), _later()
     session = await a_session(uow, admin)
     with pytest.raises(LastActiveAdmin):
-        await AdminUpdateUser(uow, clock).execute(
+        await AdminUpdateUser(uow, clock, RECOVERY).execute(
             dto(admin), admin.id.value, AdminChanges(role="user")
         )
     assert uow.sessions.rows[session.id].is_live(clock.now())

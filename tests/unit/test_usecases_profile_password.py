@@ -26,6 +26,7 @@ from tests.unit.fakes import (
     HASH_PREFIX,
     PASSWORD,
     POLICY,
+    RECOVERY,
     T0,
     FakeClock,
     FakeHasher,
@@ -52,7 +53,7 @@ def _later() -> FakeClock:
 async def test_update_profile_changes_name_and_email() -> None:
     user = a_user(email=ANN, name="Ann")
     uow, clock = FakeUoW(users=[user]), _later()
-    updated = await UpdateProfile(uow, clock).execute(
+    updated = await UpdateProfile(uow, clock, RECOVERY).execute(
         dto(user), ProfileChanges(name="  Anna Lee ", email=" Anna@Example.COM ")
     )
     assert (updated.name, updated.email) == ("Anna Lee", "anna@example.com")
@@ -66,9 +67,11 @@ async def test_update_profile_changes_name_and_email() -> None:
 async def test_update_profile_leaves_out_fields_unchanged() -> None:
     user = a_user(email=ANN, name="Ann")
     uow = FakeUoW(users=[user])
-    updated = await UpdateProfile(uow, _later()).execute(dto(user), ProfileChanges(name="Bo"))
+    updated = await UpdateProfile(uow, _later(), RECOVERY).execute(
+        dto(user), ProfileChanges(name="Bo")
+    )
     assert (updated.name, updated.email) == ("Bo", ANN)
-    updated = await UpdateProfile(uow, _later()).execute(
+    updated = await UpdateProfile(uow, _later(), RECOVERY).execute(
         dto(user), ProfileChanges(email="bo@example.com")
     )
     assert (updated.name, updated.email) == ("Bo", "bo@example.com")
@@ -77,7 +80,7 @@ async def test_update_profile_leaves_out_fields_unchanged() -> None:
 async def test_update_profile_with_no_changes_changes_nothing() -> None:
     user = a_user(email=ANN, name="Ann")
     uow = FakeUoW(users=[user])
-    updated = await UpdateProfile(uow, _later()).execute(dto(user), ProfileChanges())
+    updated = await UpdateProfile(uow, _later(), RECOVERY).execute(dto(user), ProfileChanges())
     assert updated == dto(user)
     assert uow.users.stored(user.id).updated_at == T0
 
@@ -85,7 +88,7 @@ async def test_update_profile_with_no_changes_changes_nothing() -> None:
 async def test_update_profile_to_the_same_values_keeps_updated_at() -> None:
     user = a_user(email=ANN, name="Ann")
     uow = FakeUoW(users=[user])
-    updated = await UpdateProfile(uow, _later()).execute(
+    updated = await UpdateProfile(uow, _later(), RECOVERY).execute(
         dto(user), ProfileChanges(name=" Ann ", email="ANN@example.com")
     )
     assert updated.updated_at == T0
@@ -95,7 +98,7 @@ async def test_update_profile_refuses_an_email_taken_by_someone_else() -> None:
     user, bob = a_user(email=ANN, name="Ann"), a_user(email="bob@example.com")
     uow = FakeUoW(users=[user, bob])
     with pytest.raises(EmailTaken):
-        await UpdateProfile(uow, _later()).execute(
+        await UpdateProfile(uow, _later(), RECOVERY).execute(
             dto(user), ProfileChanges(name="Renamed", email="BOB@example.com")
         )
     assert not uow.committed
@@ -121,7 +124,7 @@ async def test_update_profile_refuses_invalid_values(
     user = a_user(email=ANN, name="Ann")
     uow = FakeUoW(users=[user])
     with pytest.raises(error):
-        await UpdateProfile(uow, _later()).execute(dto(user), changes)
+        await UpdateProfile(uow, _later(), RECOVERY).execute(dto(user), changes)
     assert not uow.committed
     assert uow.users.stored(user.id).name == Name("Ann")
 
@@ -130,21 +133,21 @@ async def test_update_profile_of_a_deleted_user_is_unauthenticated() -> None:
     user = a_user()
     uow = FakeUoW()
     with pytest.raises(InvalidToken):
-        await UpdateProfile(uow, _later()).execute(dto(user), ProfileChanges(name="Bo"))
+        await UpdateProfile(uow, _later(), RECOVERY).execute(dto(user), ProfileChanges(name="Bo"))
     assert not uow.committed
 
 
 async def test_update_profile_locks_the_row_it_changes() -> None:
     user = a_user()
     uow = FakeUoW(users=[user])
-    await UpdateProfile(uow, _later()).execute(dto(user), ProfileChanges(name="Bo"))
+    await UpdateProfile(uow, _later(), RECOVERY).execute(dto(user), ProfileChanges(name="Bo"))
     assert uow.users.locked == [user.id]
 
 
 async def test_update_profile_keeps_role_active_flag_and_password() -> None:
     user = a_user(email=ANN, token_version=4)
     uow = FakeUoW(users=[user])
-    updated = await UpdateProfile(uow, _later()).execute(
+    updated = await UpdateProfile(uow, _later(), RECOVERY).execute(
         dto(user), ProfileChanges(email="new@example.com")
     )
     assert (updated.role, updated.is_active) == ("user", True)

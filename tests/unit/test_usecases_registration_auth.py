@@ -28,6 +28,7 @@ from tests.unit.fakes import (
     HASH_PREFIX,
     PASSWORD,
     POLICY,
+    RECOVERY,
     T0,
     FakeClock,
     FakeHasher,
@@ -43,7 +44,7 @@ ANN = "ann@example.com"
 
 
 def _register(uow: FakeUoW, hasher: PasswordHasher | None = None) -> RegisterUser:
-    return RegisterUser(uow, hasher or FakeHasher(), FakeClock())
+    return RegisterUser(uow, hasher or FakeHasher(), FakeClock(), RECOVERY)
 
 
 # RegisterUser
@@ -51,7 +52,7 @@ def _register(uow: FakeUoW, hasher: PasswordHasher | None = None) -> RegisterUse
 
 async def test_register_stores_an_active_user_with_normalised_fields() -> None:
     uow, hasher = FakeUoW(), FakeHasher()
-    created = await RegisterUser(uow, hasher, FakeClock()).execute(
+    created = await RegisterUser(uow, hasher, FakeClock(), RECOVERY).execute(
         RegisterInput("  Ann@Example.COM ", PASSWORD, "  Ann  ")
     )
     assert (created.email, created.name, created.role) == (ANN, "Ann", "user")
@@ -159,7 +160,7 @@ async def test_register_hashes_outside_any_transaction() -> None:
 
 async def test_create_admin_makes_an_active_admin() -> None:
     uow = FakeUoW()
-    created = await CreateAdmin(uow, FakeHasher(), FakeClock()).execute(
+    created = await CreateAdmin(uow, FakeHasher(), FakeClock(), RECOVERY).execute(
         RegisterInput("Root@Example.com", PASSWORD, "Root")
     )
     assert created.role == "admin"
@@ -171,7 +172,7 @@ async def test_create_admin_makes_an_active_admin() -> None:
 
 async def test_create_admin_follows_registration_rules() -> None:
     uow = FakeUoW(users=[a_user(email=ANN)])
-    usecase = CreateAdmin(uow, FakeHasher(), FakeClock())
+    usecase = CreateAdmin(uow, FakeHasher(), FakeClock(), RECOVERY)
     with pytest.raises(EmailTaken):
         await usecase.execute(RegisterInput(ANN.upper(), PASSWORD, "Root"))
     with pytest.raises(WeakPassword):
@@ -181,7 +182,9 @@ async def test_create_admin_follows_registration_rules() -> None:
 
 async def test_register_still_makes_plain_users_after_create_admin() -> None:
     uow = FakeUoW()
-    await CreateAdmin(uow, FakeHasher(), FakeClock()).execute(RegisterInput(ANN, PASSWORD, "A"))
+    await CreateAdmin(uow, FakeHasher(), FakeClock(), RECOVERY).execute(
+        RegisterInput(ANN, PASSWORD, "A")
+    )
     user = await _register(uow).execute(RegisterInput("bob@example.com", PASSWORD, "Bob"))
     assert user.role == Role.USER.value
 

@@ -61,12 +61,32 @@ def test_rename_changes_updated_at_only_when_the_name_changes() -> None:
 
 
 def test_change_email_changes_updated_at_only_when_the_email_changes() -> None:
-    user = a_user(email="ann@x.io")
-    user.change_email(Email("ANN@X.IO"), LATER)
+    user = a_user(email="ann@x.io", email_verified=True)
+    assert user.change_email(Email("ANN@X.IO"), LATER) is False
     assert user.updated_at == T0
-    user.change_email(Email("anna@x.io"), LATER)
+    assert user.email_verified  # the same address stays verified
+    assert user.change_email(Email("anna@x.io"), LATER) is True
     assert user.email.value == "anna@x.io"
     assert user.updated_at == LATER
+    assert not user.email_verified  # a new address is unverified until its link is opened
+
+
+def test_verify_email_changes_updated_at_only_the_first_time() -> None:
+    user = a_user(email_verified=False)
+    user.verify_email(LATER)
+    assert user.email_verified
+    assert user.updated_at == LATER
+    user.verify_email(LATER + timedelta(minutes=1))
+    assert user.updated_at == LATER
+
+
+def test_register_starts_unverified_unless_told() -> None:
+    user = User.register(Email("ann@x.io"), Name("Ann"), HashedPassword("h"), T0)
+    assert not user.email_verified
+    admin = User.register(
+        Email("root@x.io"), Name("Root"), HashedPassword("h"), T0, Role.ADMIN, email_verified=True
+    )
+    assert admin.email_verified
 
 
 def test_change_role_changes_updated_at_only_when_the_role_changes() -> None:

@@ -13,6 +13,7 @@ class UserDTO:
     email: str
     role: str
     is_active: bool
+    email_verified: bool
     created_at: datetime
     updated_at: datetime
 
@@ -28,6 +29,7 @@ class UserDTO:
             email=user.email.value,
             role=user.role.value,
             is_active=user.is_active,
+            email_verified=user.email_verified,
             created_at=user.created_at,
             updated_at=user.updated_at,
         )

@@ -24,6 +24,7 @@ class User:
     created_at: datetime
     updated_at: datetime
     token_version: int = 0
+    email_verified: bool = False
 
     @classmethod
     def register(
@@ -33,6 +34,7 @@ class User:
         hashed_password: HashedPassword,
         now: datetime,
         role: Role = Role.USER,
+        email_verified: bool = False,
     ) -> "User":
         return cls(
             id=ID.new(),
@@ -43,6 +45,7 @@ class User:
             is_active=True,
             created_at=now,
             updated_at=now,
+            email_verified=email_verified,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -64,9 +67,19 @@ class User:
             self.name = name
             self.updated_at = now
 
-    def change_email(self, email: Email, now: datetime) -> None:
-        if email != self.email:
-            self.email = email
+    def change_email(self, email: Email, now: datetime) -> bool:
+        """A new address is unverified until a link sent to it is opened.
+        True when the email changed."""
+        if email == self.email:
+            return False
+        self.email = email
+        self.email_verified = False
+        self.updated_at = now
+        return True
+
+    def verify_email(self, now: datetime) -> None:
+        if not self.email_verified:
+            self.email_verified = True
             self.updated_at = now
 
     def change_password(self, hashed_password: HashedPassword, now: datetime) -> None:

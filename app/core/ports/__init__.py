@@ -1,3 +1,9 @@
+from app.core.ports.account_mail import (
+    MailRequests,
+    OneTimeTokenRepo,
+    Outbox,
+    RequestLimiter,
+)
 from app.core.ports.clock import Clock
 from app.core.ports.email_sender import EmailSender
 from app.core.ports.login_throttle import LoginThrottle
@@ -12,8 +18,12 @@ __all__ = [
     "Clock",
     "EmailSender",
     "LoginThrottle",
+    "MailRequests",
+    "OneTimeTokenRepo",
+    "Outbox",
     "PasswordHasher",
     "RefreshTokenRepo",
+    "RequestLimiter",
     "SessionRepo",
     "TokenIssuer",
     "UnitOfWork",

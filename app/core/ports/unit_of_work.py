@@ -1,6 +1,7 @@
 from types import TracebackType
 from typing import Protocol, Self
 
+from app.core.ports.account_mail import MailRequests, OneTimeTokenRepo, Outbox
 from app.core.ports.session_repo import RefreshTokenRepo, SessionRepo
 from app.core.ports.user_repo import UserRepo
 
@@ -31,3 +32,12 @@ class UserUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def refresh_tokens(self) -> RefreshTokenRepo: ...
+
+    @property
+    def one_time_tokens(self) -> OneTimeTokenRepo: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def mail_requests(self) -> MailRequests: ...

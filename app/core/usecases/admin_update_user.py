@@ -3,8 +3,10 @@ import uuid
 
 from app.core.audit import audit
 from app.core.dtos import AdminChanges, UserDTO
+from app.core.entities import RecoveryPolicy, TokenPurpose
 from app.core.exceptions import LastActiveAdmin, NotEnoughPermissions, UserNotFound
 from app.core.ports import Clock, UserUnitOfWork
+from app.core.usecases.account_mail import queue_token_mail
 from app.core.usecases.admin_rights import ensure_still_admin
 from app.core.value_objects import ID, Email, Name, Role
 
@@ -17,11 +19,12 @@ class AdminUpdateUser:
     before the target's: an admin demoted or deactivated while its request was
     in flight changes nothing, and two admins demoting each other at once
     cannot both succeed (nor deadlock: one lock order). A demotion or a
-    deactivation ends the user's sessions and tokens.
+    deactivation ends the user's sessions and tokens. A new email is
+    unverified, and a verification mail goes to it.
     """
 
-    def __init__(self, uow: UserUnitOfWork, clock: Clock) -> None:
-        self._uow, self._clock = uow, clock
+    def __init__(self, uow: UserUnitOfWork, clock: Clock, policy: RecoveryPolicy) -> None:
+        self._uow, self._clock, self._policy = uow, clock, policy
 
     async def execute(self, actor: UserDTO, user_id: uuid.UUID, changes: AdminChanges) -> UserDTO:
         if not actor.is_admin:
@@ -40,8 +43,7 @@ class AdminUpdateUser:
             now = self._clock.now()
             if name is not None:
                 user.rename(name, now)
-            if email is not None:
-                user.change_email(email, now)
+            email_changed = email is not None and user.change_email(email, now)
             if role is not None:
                 user.change_role(role, now)
             if changes.is_active is True:
@@ -53,6 +55,13 @@ class AdminUpdateUser:
             await uow.users.update(user)
             if user.token_version != before.token_version:  # demoted or deactivated
                 await uow.sessions.end_all(user.id, now)
+            if email_changed or changes.is_active is False:
+                # Links mailed before must not outlive the address, nor a deactivation.
+                await uow.one_time_tokens.void_all(user.id, None, now)
+            if email_changed:
+                await queue_token_mail(
+                    uow, user, TokenPurpose.EMAIL_VERIFICATION, self._policy, now
+                )
             await uow.commit()
         if role is not None and role is not before.role:
             audit("user.role_changed", user_id=user.id, by=actor.id, role=role)

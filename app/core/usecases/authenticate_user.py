@@ -1,7 +1,13 @@
 from app.core.audit import audit
 from app.core.dtos import Credentials, TokenPair
 from app.core.entities import Session, SessionPolicy, User
-from app.core.exceptions import InvalidCredentials, InvalidEmail, TooManyAttempts, WeakPassword
+from app.core.exceptions import (
+    EmailNotVerified,
+    InvalidCredentials,
+    InvalidEmail,
+    TooManyAttempts,
+    WeakPassword,
+)
 from app.core.ports import Clock, LoginThrottle, PasswordHasher, TokenIssuer, UserUnitOfWork
 from app.core.usecases.password_attempt import password_attempt
 from app.core.usecases.session_tokens import issue_tokens
@@ -20,6 +26,8 @@ class AuthenticateUser:
       correct one) is refused until the lockout passes; a success resets the
       count.
     - A hash weaker than the current setting is upgraded on success.
+    - With `require_verified_email`, a correct password of a user whose email
+      is unverified starts no session (EmailNotVerified).
     - No database connection is held while bcrypt runs.
     - The session starts in a transaction that locks the user's row and checks
       it again: a user deactivated or whose password changed while bcrypt ran
@@ -35,9 +43,12 @@ class AuthenticateUser:
         tokens: TokenIssuer,
         clock: Clock,
         policy: SessionPolicy,
+        *,
+        require_verified_email: bool = False,
     ) -> None:
         self._uow, self._hasher, self._throttle = uow, hasher, throttle
         self._tokens, self._clock, self._policy = tokens, clock, policy
+        self._require_verified_email = require_verified_email
 
     async def execute(self, credentials: Credentials, user_agent: str | None = None) -> TokenPair:
         try:
@@ -56,6 +67,10 @@ class AuthenticateUser:
         except TooManyAttempts:
             audit("login.refused_locked")
             raise
+        if self._require_verified_email and not user.email_verified:
+            # Only a correct password learns this: a wrong one failed above.
+            audit("login.refused_unverified", user_id=user.id)
+            raise EmailNotVerified()
         if await self._hasher.needs_rehash(user.hashed_password):
             await self._upgrade_hash(user.id, user.hashed_password, credentials.password)
         return await self._start_session(user, user_agent)

@@ -1,5 +1,6 @@
 from app.core.audit import audit
 from app.core.dtos import PasswordChange, UserDTO
+from app.core.entities import TokenPurpose
 from app.core.exceptions import InvalidToken, WeakPassword, WrongPassword
 from app.core.ports import Clock, LoginThrottle, PasswordHasher, UserUnitOfWork
 from app.core.usecases.password_attempt import password_attempt
@@ -55,5 +56,7 @@ class ChangePassword:
             locked.change_password(new_hash, now)
             await uow.users.update(locked)
             await uow.sessions.end_all(actor_id, now)
+            # A reset link mailed before the change must not undo it.
+            await uow.one_time_tokens.void_all(actor_id, TokenPurpose.PASSWORD_RESET, now)
             await uow.commit()
         audit("user.password_changed", user_id=actor_id)

@@ -15,11 +15,12 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from app.core.dtos import Caller, UserDTO
-from app.core.entities import SessionPolicy
+from app.core.entities import RecoveryPolicy, SessionPolicy
 from app.core.ports import (
     Clock,
     LoginThrottle,
     PasswordHasher,
+    RequestLimiter,
     TokenIssuer,
     UserReader,
     UserUnitOfWork,
@@ -37,9 +38,12 @@ from app.core.usecases.logout import Logout
 from app.core.usecases.logout_all import LogoutAll
 from app.core.usecases.refresh_session import RefreshSession
 from app.core.usecases.register_user import RegisterUser
+from app.core.usecases.request_account_mail import RequestAccountMail
+from app.core.usecases.reset_password import ResetPassword
 from app.core.usecases.resolve_current_user import ResolveCurrentUser
 from app.core.usecases.revoke_token import RevokeToken
 from app.core.usecases.update_profile import UpdateProfile
+from app.core.usecases.verify_email import VerifyEmail
 from app.infra.api.errors import TOKEN_URL
 from app.infra.api.services import services_of
 from app.infra.db.ping import ping
@@ -78,6 +82,20 @@ async def get_session_policy(request: Request) -> SessionPolicy:
     return services_of(request.app).sessions
 
 
+async def get_recovery_policy(request: Request) -> RecoveryPolicy:
+    return services_of(request.app).recovery
+
+
+async def get_recovery_limiter(request: Request) -> RequestLimiter:
+    return services_of(request.app).limiter
+
+
+async def get_client_address(request: Request) -> str:
+    """The peer the ASGI server reports (behind a proxy: uvicorn's
+    --proxy-headers with FORWARDED_ALLOW_IPS naming it), never a header as sent."""
+    return request.client.host if request.client else "unknown"
+
+
 async def get_database_ping(request: Request) -> Callable[[], Awaitable[None]]:
     return partial(ping, services_of(request.app).engine)
 
@@ -89,6 +107,9 @@ TokensDep = Annotated[TokenIssuer, Depends(get_tokens)]
 ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SessionPolicyDep = Annotated[SessionPolicy, Depends(get_session_policy)]
+RecoveryPolicyDep = Annotated[RecoveryPolicy, Depends(get_recovery_policy)]
+RecoveryLimiterDep = Annotated[RequestLimiter, Depends(get_recovery_limiter)]
+ClientAddress = Annotated[str, Depends(get_client_address)]
 BearerToken = Annotated[str | None, Depends(oauth2_scheme)]
 # Raises DatabaseUnavailable (503) unless the database answers.
 DatabasePing = Annotated[Callable[[], Awaitable[None]], Depends(get_database_ping)]
@@ -110,8 +131,10 @@ async def get_current_user(caller: CurrentCaller) -> UserDTO:
 CurrentUser = Annotated[UserDTO, Depends(get_current_user)]
 
 
-async def build_register_user(uow: UoWDep, hasher: HasherDep, clock: ClockDep) -> RegisterUser:
-    return RegisterUser(uow, hasher, clock)
+async def build_register_user(
+    uow: UoWDep, hasher: HasherDep, clock: ClockDep, policy: RecoveryPolicyDep
+) -> RegisterUser:
+    return RegisterUser(uow, hasher, clock, policy)
 
 
 async def build_authenticate_user(
@@ -121,8 +144,17 @@ async def build_authenticate_user(
     tokens: TokensDep,
     clock: ClockDep,
     policy: SessionPolicyDep,
+    recovery: RecoveryPolicyDep,
 ) -> AuthenticateUser:
-    return AuthenticateUser(uow, hasher, throttle, tokens, clock, policy)
+    return AuthenticateUser(
+        uow,
+        hasher,
+        throttle,
+        tokens,
+        clock,
+        policy,
+        require_verified_email=recovery.require_verified_email,
+    )
 
 
 async def build_refresh_session(
@@ -151,6 +183,28 @@ async def build_end_session(uow: UoWDep, clock: ClockDep) -> EndSession:
     return EndSession(uow, clock)
 
 
+async def build_request_account_mail(
+    uow: UoWDep, limiter: RecoveryLimiterDep, clock: ClockDep
+) -> RequestAccountMail:
+    return RequestAccountMail(uow, limiter, clock)
+
+
+async def build_reset_password(
+    uow: UoWDep,
+    hasher: HasherDep,
+    throttle: ThrottleDep,
+    limiter: RecoveryLimiterDep,
+    clock: ClockDep,
+) -> ResetPassword:
+    return ResetPassword(uow, hasher, throttle, limiter, clock)
+
+
+async def build_verify_email(
+    uow: UoWDep, limiter: RecoveryLimiterDep, clock: ClockDep
+) -> VerifyEmail:
+    return VerifyEmail(uow, limiter, clock)
+
+
 async def build_admin_end_sessions(uow: UoWDep, clock: ClockDep) -> AdminEndSessions:
     return AdminEndSessions(uow, clock)
 
@@ -163,8 +217,10 @@ async def build_list_users(uow: UoWDep) -> ListUsers:
     return ListUsers(uow)
 
 
-async def build_update_profile(uow: UoWDep, clock: ClockDep) -> UpdateProfile:
-    return UpdateProfile(uow, clock)
+async def build_update_profile(
+    uow: UoWDep, clock: ClockDep, policy: RecoveryPolicyDep
+) -> UpdateProfile:
+    return UpdateProfile(uow, clock, policy)
 
 
 async def build_change_password(
@@ -173,8 +229,10 @@ async def build_change_password(
     return ChangePassword(uow, hasher, throttle, clock)
 
 
-async def build_admin_update_user(uow: UoWDep, clock: ClockDep) -> AdminUpdateUser:
-    return AdminUpdateUser(uow, clock)
+async def build_admin_update_user(
+    uow: UoWDep, clock: ClockDep, policy: RecoveryPolicyDep
+) -> AdminUpdateUser:
+    return AdminUpdateUser(uow, clock, policy)
 
 
 async def build_delete_user(uow: UoWDep) -> DeleteUser:
@@ -196,3 +254,6 @@ LogoutAllCase = Annotated[LogoutAll, Depends(build_logout_all)]
 ListSessionsCase = Annotated[ListSessions, Depends(build_list_sessions)]
 EndSessionCase = Annotated[EndSession, Depends(build_end_session)]
 AdminEndSessionsCase = Annotated[AdminEndSessions, Depends(build_admin_end_sessions)]
+RequestAccountMailCase = Annotated[RequestAccountMail, Depends(build_request_account_mail)]
+ResetPasswordCase = Annotated[ResetPassword, Depends(build_reset_password)]
+VerifyEmailCase = Annotated[VerifyEmail, Depends(build_verify_email)]

@@ -27,6 +27,7 @@ from app.core.exceptions import (
     NotFound,
     RetryLater,
     TooManyAttempts,
+    TooManyRequests,
     Unauthenticated,
 )
 from app.infra.db.engine import DatabaseUnavailable
@@ -47,6 +48,7 @@ STATUS: dict[type[DomainError], int] = {
     NotFound: 404,
     Conflict: 409,
     TooManyAttempts: 429,
+    TooManyRequests: 429,
     RetryLater: 503,  # Unavailable, HashingBusy
 }
 

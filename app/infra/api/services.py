@@ -3,8 +3,17 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from app.core.entities import SessionPolicy
-from app.core.ports import Clock, LoginThrottle, PasswordHasher, TokenIssuer, UserReader
+from app.core.entities import RecoveryPolicy, SessionPolicy
+from app.core.ports import (
+    Clock,
+    EmailSender,
+    LoginThrottle,
+    PasswordHasher,
+    RequestLimiter,
+    TokenIssuer,
+    UserReader,
+)
+from app.infra.mail.dispatcher import MailDispatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +28,10 @@ class Services:
     throttle: LoginThrottle
     clock: Clock
     sessions: SessionPolicy
+    recovery: RecoveryPolicy
+    limiter: RequestLimiter  # recovery requests per client
+    mail: MailDispatcher
+    mail_sender: EmailSender  # the dispatcher's: tests read what a MemoryEmailSender got
 
 
 def services_of(app: Starlette) -> Services:

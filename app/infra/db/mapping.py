@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Protocol
 
-from app.core.entities import RefreshToken, Session, User
+from app.core.entities import OneTimeToken, RefreshToken, Session, TokenPurpose, User
 from app.core.value_objects import ID, Email, HashedPassword, Name, Role
 from app.infra.db.models import UserRow
 
@@ -27,6 +27,8 @@ class UserRecord(Protocol):
     @property
     def token_version(self) -> int: ...
     @property
+    def email_verified(self) -> bool: ...
+    @property
     def created_at(self) -> datetime: ...
     @property
     def updated_at(self) -> datetime: ...
@@ -48,6 +50,7 @@ def to_entity(row: UserRecord) -> User:
         created_at=utc(row.created_at),
         updated_at=utc(row.updated_at),
         token_version=row.token_version,
+        email_verified=bool(row.email_verified),
     )
 
 
@@ -60,6 +63,7 @@ def to_row(user: User) -> UserRow:
         role=user.role.value,
         is_active=user.is_active,
         token_version=user.token_version,
+        email_verified=user.email_verified,
         created_at=utc(user.created_at),
         updated_at=utc(user.updated_at),
     )
@@ -119,4 +123,36 @@ def to_refresh_token(row: RefreshTokenRecord) -> RefreshToken:
         expires_at=utc(row.expires_at),
         spent_at=utc(row.spent_at) if row.spent_at else None,
         respent=bool(row.respent),
+    )
+
+
+class OneTimeTokenRecord(Protocol):
+    @property
+    def token_hash(self) -> str: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def user_id(self) -> uuid.UUID: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def used_at(self) -> datetime | None: ...
+    @property
+    def voided_at(self) -> datetime | None: ...
+
+
+def to_one_time_token(row: OneTimeTokenRecord) -> OneTimeToken:
+    return OneTimeToken(
+        digest=row.token_hash,
+        purpose=TokenPurpose(row.purpose),
+        user_id=ID(row.user_id),
+        email=row.email,
+        created_at=utc(row.created_at),
+        expires_at=utc(row.expires_at),
+        used_at=utc(row.used_at) if row.used_at else None,
+        voided_at=utc(row.voided_at) if row.voided_at else None,
     )

@@ -15,8 +15,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     Uuid,
+    false,
     func,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -48,6 +51,9 @@ class UserRow(SQLModel, table=True):
     token_version: int = Field(sa_column=Column(Integer, nullable=False))
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    email_verified: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
 
 
 # SQLModel leaves `__table__` untyped: column expressions use these typed tables.
@@ -127,3 +133,108 @@ class RefreshTokenRow(SQLModel, table=True):
 
 
 refresh_tokens_table: Table = metadata.tables[RefreshTokenRow.__tablename__]
+
+
+class OneTimeTokenRow(SQLModel, table=True):
+    """A reset or verification token by its SHA-256 (hex), never the token."""
+
+    __tablename__ = "one_time_tokens"
+    __table_args__ = (
+        Index("ix_one_time_tokens_user_id_purpose", "user_id", "purpose"),
+        CheckConstraint("purpose IN ('password_reset', 'email_verification')", name="purpose"),
+    )
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    purpose: str = Field(sa_column=Column(String(32), nullable=False))
+    user_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    email: str = Field(sa_column=Column(String(254), nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+    used_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    voided_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+one_time_tokens_table: Table = metadata.tables[OneTimeTokenRow.__tablename__]
+
+
+class MailRequestRow(SQLModel, table=True):
+    """A recovery mail asked for, not yet turned into a mail (or nothing)."""
+
+    __tablename__ = "mail_requests"
+
+    id: uuid.UUID = Field(sa_column=Column(Uuid, primary_key=True))
+    purpose: str = Field(sa_column=Column(String(32), nullable=False))
+    email: str = Field(sa_column=Column(String(254), nullable=False))
+    requested_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+
+
+mail_requests_table: Table = metadata.tables[MailRequestRow.__tablename__]
+
+
+class MailCooldownRow(SQLModel, table=True):
+    """When the last recovery mail went to an address."""
+
+    __tablename__ = "mail_cooldowns"
+
+    email: str = Field(sa_column=Column(String(254), primary_key=True))
+    sent_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+mail_cooldowns_table: Table = metadata.tables[MailCooldownRow.__tablename__]
+
+
+class OutboxRow(SQLModel, table=True):
+    """A mail to send. Once sent, its body (which may hold a link) is cleared."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        # The dispatcher's query: pending rows whose time has come.
+        Index(
+            "ix_outbox_pending",
+            "next_attempt_at",
+            postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(sa_column=Column(Uuid, primary_key=True))
+    to_email: str = Field(sa_column=Column(String(254), nullable=False))
+    to_name: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
+    subject: str = Field(sa_column=Column(String(200), nullable=False))
+    text_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    html_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    attempts: int = Field(sa_column=Column(Integer, nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    sent_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    failed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    last_error: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+
+
+outbox_table: Table = metadata.tables[OutboxRow.__tablename__]
+
+
+class RequestCounterRow(SQLModel, table=True):
+    """Requests per key (a client address) in a fixed window; epoch seconds."""
+
+    __tablename__ = "request_counters"
+
+    key: str = Field(sa_column=Column(String(100), primary_key=True))
+    count: int = Field(sa_column=Column(Integer, nullable=False))
+    window_started_at: float = Field(sa_column=Column(Float, nullable=False))
+
+
+request_counters_table: Table = metadata.tables[RequestCounterRow.__tablename__]

@@ -38,6 +38,7 @@ class _UserRecord(NamedTuple):
     role: str
     is_active: bool
     token_version: int
+    email_verified: bool
     created_at: Any
     updated_at: Any
 

@@ -3,6 +3,11 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.infra.db.repositories.account_mail_repo import (
+    SqlMailRequests,
+    SqlOneTimeTokenRepo,
+    SqlOutbox,
+)
 from app.infra.db.repositories.session_repo import SqlRefreshTokenRepo, SqlSessionRepo
 from app.infra.db.repositories.user_repo import SqlUserRepo
 
@@ -13,6 +18,9 @@ class SqlUserUnitOfWork:
     users: SqlUserRepo
     sessions: SqlSessionRepo
     refresh_tokens: SqlRefreshTokenRepo
+    one_time_tokens: SqlOneTimeTokenRepo
+    outbox: SqlOutbox
+    mail_requests: SqlMailRequests
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
@@ -23,6 +31,9 @@ class SqlUserUnitOfWork:
         self.users = SqlUserRepo(self._session)
         self.sessions = SqlSessionRepo(self._session)
         self.refresh_tokens = SqlRefreshTokenRepo(self._session)
+        self.one_time_tokens = SqlOneTimeTokenRepo(self._session)
+        self.outbox = SqlOutbox(self._session)
+        self.mail_requests = SqlMailRequests(self._session)
         return self
 
     async def __aexit__(

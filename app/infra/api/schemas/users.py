@@ -77,6 +77,7 @@ class UserResponse(BaseModel):
     email: str
     role: Literal["user", "admin"]
     is_active: bool
+    email_verified: bool
     created_at: datetime
     updated_at: datetime
 
