@@ -1,7 +1,7 @@
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import event
+from sqlalchemy import CursorResult, Result, event
 from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -142,3 +142,8 @@ def read_only(engine: AsyncEngine) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (0 when the driver cannot tell)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)

@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Table, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.ports import Clock
+from app.infra.db.engine import rows_changed
 from app.infra.db.mapping import utc
 from app.infra.db.models import (
     mail_cooldowns_table,
@@ -81,7 +82,7 @@ class Housekeeping:
             async with self._sessionmaker() as session:
                 result = await session.execute(delete(table).where(key.in_(batch)))
                 await session.commit()
-            deleted = int(getattr(result, "rowcount", 0) or 0)
+            deleted = rows_changed(result)
             total += deleted
             if deleted < self._batch:
                 return total

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.exceptions import HashingBusy
 from app.core.ports import Clock
+from app.infra.db.engine import rows_changed
 from app.infra.db.models import LoginAttemptRow, login_attempts_table
 from app.infra.keyed_lock import KeyedLock
 
@@ -112,7 +113,7 @@ class SqlLoginThrottle:
                 )
             )
             await session.commit()
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return rows_changed(result)
 
     async def purge_periodically(self, every_seconds: float) -> None:
         """Runs until cancelled; a failed purge (say the database is down) is

@@ -3,15 +3,15 @@ and the outbox, inside a unit of work."""
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.dtos import EmailMessage
 from app.core.entities import OneTimeToken, TokenPurpose
 from app.core.value_objects import ID, Email
+from app.infra.db.engine import rows_changed
 from app.infra.db.mapping import to_one_time_token, utc
 from app.infra.db.models import (
     mail_cooldowns_table,
@@ -56,7 +56,7 @@ class SqlOneTimeTokenRepo:
             .where(_T.token_hash == digest, _T.used_at.is_(None), _T.voided_at.is_(None))
             .values(used_at=utc(now))
         )
-        return _rowcount(result) == 1
+        return rows_changed(result) == 1
 
     async def void_all(self, user_id: ID, purpose: TokenPurpose | None, now: datetime) -> None:
         query = update(one_time_tokens_table).where(
@@ -123,7 +123,3 @@ class SqlMailRequests:
             where=_C.sent_at <= utc(now - cooldown),
         ).returning(_C.email)
         return (await self._db.execute(claimed)).first() is not None
-
-
-def _rowcount(result: Result[Any]) -> int:
-    return cast(CursorResult[Any], result).rowcount

@@ -1,11 +1,11 @@
 from datetime import datetime
-from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Result, and_, insert, select, update
+from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.entities import RefreshToken, Session
 from app.core.value_objects import ID
+from app.infra.db.engine import rows_changed
 from app.infra.db.mapping import to_refresh_token, to_session, utc
 from app.infra.db.models import refresh_tokens_table, sessions_table
 
@@ -112,7 +112,7 @@ class SqlRefreshTokenRepo:
             .where(_R.token_hash == digest, _R.spent_at.is_(None))
             .values(spent_at=utc(now))
         )
-        return _one_row(result)
+        return rows_changed(result) == 1
 
     async def spend_again(self, digest: str, spent_since: datetime) -> bool:
         result = await self._db.execute(
@@ -124,8 +124,4 @@ class SqlRefreshTokenRepo:
             )
             .values(respent=True)
         )
-        return _one_row(result)
-
-
-def _one_row(result: Result[Any]) -> bool:
-    return cast(CursorResult[Any], result).rowcount == 1
+        return rows_changed(result) == 1
