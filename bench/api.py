@@ -1,5 +1,6 @@
 """Set-up through the service's public HTTP API, as a client would do it."""
 
+import json
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -16,6 +17,11 @@ class Account:
     token: str
     token_body: bytes  # the real POST /auth/token response
     me_body: bytes  # the real GET /users/me response
+
+    @property
+    def refresh_token(self) -> str:
+        """The refresh token of the session the account's login started."""
+        return str(json.loads(self.token_body)["refresh_token"])
 
     @property
     def login_form(self) -> str:

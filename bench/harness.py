@@ -20,7 +20,7 @@ from bench.procs import (
     wait_until_idle,
 )
 from bench.servers import Server, service_env, start_uvicorn
-from bench.wrk_runner import GET_WITH_TOKEN, LOGIN, Load, WrkResult, run_wrk
+from bench.wrk_runner import GET_WITH_TOKEN, LOGIN, REFRESH, Load, WrkResult, run_wrk
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,12 @@ class Options:
     page_size: int
     scale_compare: bool = False
     sizes: tuple[int, ...] = (1_000, 1_000_000)  # users, in --scale-compare
+
+
+def refresh_chains(connections: int) -> int:
+    """Sessions a refresh run needs: one per connection and a few spare, since wrk
+    may drop a token when it retries a write (bench/refresh.lua)."""
+    return connections + max(2, connections // 4)
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,22 @@ class Bench:
             duration_s=self.options.duration_s,
             script_env={"BENCH_FORM_BODIES": "\n".join(a.login_form for a in accounts)},
             threads=min(self.options.threads, connections),
+        )
+
+    def refresh_load(self, server: Server, refresh_tokens: list[str], connections: int) -> Load:
+        """grant_type=refresh_token, each chain spending its last token: give
+        `refresh_chains(connections)` tokens, each of its own session."""
+        threads = min(self.options.threads, connections)
+        return Load(
+            url=server.url + "/auth/token",
+            script=REFRESH,
+            connections=connections,
+            duration_s=self.options.duration_s,
+            script_env={
+                "BENCH_REFRESH_TOKENS": "\n".join(refresh_tokens),
+                "BENCH_WRK_THREADS": str(threads),
+            },
+            threads=threads,
         )
 
     def measure(self, server: Server, load: Load, *, warm_up: bool = True) -> WrkResult:

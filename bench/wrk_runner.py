@@ -13,6 +13,7 @@ from bench.procs import BenchError, Popen, Processes, child_env, pinned
 SCRIPTS = Path(__file__).resolve().parent
 GET_WITH_TOKEN = SCRIPTS / "get_with_token.lua"
 LOGIN = SCRIPTS / "login.lua"
+REFRESH = SCRIPTS / "refresh.lua"
 _MARKER = "BENCH_JSON "
 
 
