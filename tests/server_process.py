@@ -2,8 +2,9 @@
 
 Used by the multi-process, fault-injection and browser tests: free ports, an
 environment with no app setting leaking in from the caller, the process
-itself (its output in a log file), a wait for /health and a stop. Servers
-run in a subprocess, so they do not count towards coverage.
+itself (its output in a log file), a wait for /health and a stop; several
+at once, with a client each, for the multi-process tests. Servers run in a
+subprocess, so they do not count towards coverage.
 """
 
 import os
@@ -11,7 +12,8 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,3 +141,39 @@ def stop(server: ServerProcess, grace_s: float = SHUTDOWN_GRACE_SECONDS) -> None
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait()
+
+
+def serve(env: dict[str, str], workdir: Path, count: int = 2) -> Iterator[list[ServerProcess]]:
+    """`count` healthy servers with this environment, for a fixture to yield
+    from; stopped afterwards. Several on one database are what the
+    multi-process tests need."""
+    started: list[ServerProcess] = []
+    try:
+        for port in free_ports(count):
+            started.append(start_uvicorn(env, port, workdir))
+        for server in started:
+            wait_until_healthy(server)
+        yield started
+    finally:
+        for server in started:
+            stop(server)
+
+
+@asynccontextmanager
+async def clients_of(
+    servers: list[ServerProcess], timeout_s: float
+) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """One client per server. Whatever the servers log meanwhile (warnings and
+    errors, tracebacks of a 5xx included) is printed afterwards, so pytest
+    shows it with a failure."""
+    sizes = [server.output_size() for server in servers]
+    async with AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=server.base_url, timeout=timeout_s)
+            )
+            for server in servers
+        ]
+    for server, size in zip(servers, sizes, strict=True):
+        if logged := server.output(since=size):
+            print(f"--- {server.base_url} logged:\n{logged}")

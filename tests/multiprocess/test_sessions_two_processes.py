@@ -10,7 +10,6 @@ coverage.
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.infra.db.engine import create_engine
 from tests import server_process
-from tests.conftest import make_settings, truncate
 from tests.server_process import ServerProcess
 
 PASSWORD = "correct-horse-battery"
@@ -28,16 +25,6 @@ EMAIL = "ann@example.com"
 REQUEST_TIMEOUT_SECONDS = 60.0
 RACERS = 20
 GRACE_SECONDS = 60
-
-
-@pytest.fixture
-async def clean_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    """The servers' database with emptied tables (PostgreSQL only, unlike
-    tests/conftest.py's fixture of the same name, which runs on both)."""
-    engine = create_engine(make_settings(postgres_url))
-    await truncate(engine)
-    yield engine
-    await engine.dispose()
 
 
 def start_pair(
@@ -49,16 +36,7 @@ def start_pair(
         DB_POOL_SIZE="5",
         REFRESH_TOKEN_REUSE_INTERVAL_SECONDS=str(reuse_interval),
     )
-    started: list[ServerProcess] = []
-    try:
-        for port in server_process.free_ports(2):
-            started.append(server_process.start_uvicorn(env, port, workdir))
-        for server in started:
-            server_process.wait_until_healthy(server)
-        yield started
-    finally:
-        for server in started:
-            server_process.stop(server)
+    yield from server_process.serve(env, workdir)
 
 
 @pytest.fixture(scope="module")
@@ -77,27 +55,11 @@ def grace_servers(
     yield from start_pair(postgres_url, tmp_path_factory.mktemp("grace"), GRACE_SECONDS)
 
 
-@asynccontextmanager
-async def clients_of(servers: list[ServerProcess]) -> AsyncIterator[list[httpx.AsyncClient]]:
-    """One client per server. Whatever the servers log meanwhile (warnings and
-    errors, tracebacks of a 5xx included) is printed afterwards, so pytest
-    shows it with a failure."""
-    sizes = [server.output_size() for server in servers]
-    async with (
-        httpx.AsyncClient(base_url=servers[0].base_url, timeout=REQUEST_TIMEOUT_SECONDS) as first,
-        httpx.AsyncClient(base_url=servers[1].base_url, timeout=REQUEST_TIMEOUT_SECONDS) as second,
-    ):
-        yield [first, second]
-    for server, size in zip(servers, sizes, strict=True):
-        if logged := server.output(since=size):
-            print(f"--- {server.base_url} logged:\n{logged}")
-
-
 @pytest.fixture
 async def strict(
     strict_servers: list[ServerProcess], clean_engine: AsyncEngine
 ) -> AsyncIterator[list[httpx.AsyncClient]]:
-    async with clients_of(strict_servers) as clients:
+    async with server_process.clients_of(strict_servers, REQUEST_TIMEOUT_SECONDS) as clients:
         yield clients
 
 
@@ -105,7 +67,7 @@ async def strict(
 async def grace(
     grace_servers: list[ServerProcess], clean_engine: AsyncEngine
 ) -> AsyncIterator[list[httpx.AsyncClient]]:
-    async with clients_of(grace_servers) as clients:
+    async with server_process.clients_of(grace_servers, REQUEST_TIMEOUT_SECONDS) as clients:
         yield clients
 
 

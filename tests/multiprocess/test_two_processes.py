@@ -16,9 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.infra.db.engine import create_engine
 from tests import server_process
-from tests.conftest import make_settings, truncate
 from tests.server_process import ServerProcess
 
 PASSWORD = "correct-horse-battery"
@@ -27,16 +25,6 @@ MAX_FAILURES = 3
 LOCKOUT_SECONDS = 900
 RECOVERY_LIMIT = 5
 REQUEST_TIMEOUT_SECONDS = 60.0
-
-
-@pytest.fixture
-async def clean_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    """The servers' database with emptied tables (PostgreSQL only, unlike
-    tests/conftest.py's fixture of the same name, which runs on both)."""
-    engine = create_engine(make_settings(postgres_url))
-    await truncate(engine)
-    yield engine
-    await engine.dispose()
 
 
 def server_env(database_url: str) -> dict[str, str]:
@@ -54,37 +42,16 @@ def servers(
     postgres_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[ServerProcess]]:
     """Two server processes on the same database."""
-    workdir = tmp_path_factory.mktemp("servers")
-    started: list[ServerProcess] = []
-    try:
-        for port in server_process.free_ports(2):
-            started.append(server_process.start_uvicorn(server_env(postgres_url), port, workdir))
-        for server in started:
-            server_process.wait_until_healthy(server)
-        yield started
-    finally:
-        for server in started:
-            server_process.stop(server)
+    yield from server_process.serve(server_env(postgres_url), tmp_path_factory.mktemp("servers"))
 
 
 @pytest.fixture
 async def clients(
     servers: list[ServerProcess], clean_engine: AsyncEngine
 ) -> AsyncIterator[list[httpx.AsyncClient]]:
-    """One client per server, over emptied tables.
-
-    Whatever the servers log meanwhile (warnings and errors, tracebacks of a
-    5xx included) is printed afterwards, so pytest shows it with a failure.
-    """
-    sizes = [server.output_size() for server in servers]
-    async with (
-        httpx.AsyncClient(base_url=servers[0].base_url, timeout=REQUEST_TIMEOUT_SECONDS) as first,
-        httpx.AsyncClient(base_url=servers[1].base_url, timeout=REQUEST_TIMEOUT_SECONDS) as second,
-    ):
-        yield [first, second]
-    for server, size in zip(servers, sizes, strict=True):
-        if logged := server.output(since=size):
-            print(f"--- {server.base_url} logged:\n{logged}")
+    """One client per server, over emptied tables."""
+    async with server_process.clients_of(servers, REQUEST_TIMEOUT_SECONDS) as clients:
+        yield clients
 
 
 def describe(responses: list[httpx.Response]) -> str:
