@@ -52,6 +52,12 @@ def log_in(base_url: str, email: str, password: str) -> Account:
     return Account(email, password, token, login.content, me.content)
 
 
+def more_sessions(base_url: str, account: Account, count: int) -> list[str]:
+    """Refresh tokens of `count` sessions of the account: its own and count - 1 new logins."""
+    logins = [log_in(base_url, account.email, account.password) for _ in range(count - 1)]
+    return [account.refresh_token, *(login.refresh_token for login in logins)]
+
+
 def get_json(base_url: str, path: str, token: str) -> dict[str, object]:
     with httpx.Client(base_url=base_url, timeout=30) as client:
         response = client.get(path, headers=bearer(token))

@@ -33,7 +33,7 @@ _DEFAULT_ME = {
     "created_at": "2026-11-24T18:30:21.940617Z",
     "updated_at": "2026-11-24T18:30:21.940617Z",
 }
-_DEFAULT_TOKEN = {
+DEFAULT_TOKEN = {
     "access_token": "x" * 335,
     "token_type": "bearer",
     "expires_in": 1800,
@@ -42,7 +42,7 @@ _DEFAULT_TOKEN = {
 }
 
 
-def _body(env_name: str, default: object) -> bytes:
+def body_from_env(env_name: str, default: object) -> bytes:
     return os.environ.get(env_name, "").encode() or json.dumps(default).encode()
 
 
@@ -61,10 +61,10 @@ def _response(body: bytes, extra: Headers | None = None) -> tuple[Message, Messa
 
 # Built once: the hot path is a dict lookup and two sends.
 _ROUTES: dict[tuple[str, str], tuple[Message, Message]] = {
-    ("GET", "/users/me"): _response(_body(ME_BODY_ENV, _DEFAULT_ME)),
+    ("GET", "/users/me"): _response(body_from_env(ME_BODY_ENV, _DEFAULT_ME)),
     # The real endpoint sends these two headers as well.
     ("POST", "/auth/token"): _response(
-        _body(TOKEN_BODY_ENV, _DEFAULT_TOKEN),
+        body_from_env(TOKEN_BODY_ENV, DEFAULT_TOKEN),
         [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")],
     ),
     ("GET", "/health"): _response(b'{"status":"ok"}'),

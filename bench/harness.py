@@ -40,6 +40,8 @@ class Options:
     page_size: int
     scale_compare: bool = False
     sizes: tuple[int, ...] = (1_000, 1_000_000)  # users, in --scale-compare
+    refresh_connections: int = 16
+    baseline: str | None = None  # a commit to measure GET /users/me on as well
 
 
 def refresh_chains(connections: int) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import scale, scale_compare, standard
+from bench import baseline, scale, scale_compare, standard
 from bench.harness import Bench, Options
 from bench.procs import REPO_ROOT, BenchError, Processes, plan_cpus
 from bench.report import write_results
@@ -52,6 +52,15 @@ def parse_options(argv: list[str] | None) -> Options:
     add("--threads", type=int, default=1, help="wrk threads (1)")
     add("--bcrypt-rounds", type=int, default=12, help="BCRYPT_ROUNDS of the service (12)")
     add("--hash-samples", type=int, default=10, help="bcrypt verifies to time (10)")
+    add("--refresh-connections", type=int, default=16, help="wrk connections for refreshes (16)")
+    add(
+        "--baseline",
+        default=baseline.BEFORE_SESSIONS,
+        help=(
+            "commit whose service GET /users/me is also measured, in the same run"
+            f" (default {baseline.BEFORE_SESSIONS}, before sessions); 'none' skips it"
+        ),
+    )
     add("--storm-lead", type=int, default=2, help="seconds the login storm runs alone first")
     add("--results-dir", type=Path, default=REPO_ROOT / "bench" / "results")
     mode = parser.add_mutually_exclusive_group()
@@ -93,6 +102,8 @@ def parse_options(argv: list[str] | None) -> Options:
         page_size=args.page_size,
         scale_compare=args.scale_compare,
         sizes=args.sizes or (1_000, 1_000_000),
+        refresh_connections=max(args.refresh_connections, 1),
+        baseline=None if args.baseline.lower() == "none" else args.baseline,
     )
 
 

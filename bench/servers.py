@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from app.config import Settings
+from bench import mail_sink
 from bench.procs import (
     BenchError,
     Popen,
@@ -68,7 +69,8 @@ class Server:
 
 
 def service_env(db_url: str, bcrypt_rounds: int) -> dict[str, str]:
-    """Production settings, and nothing else from our environment.
+    """Production settings, and nothing else from our environment; mail goes to
+    bench.mail_sink.
 
     Every setting the service reads is dropped from the inherited environment
     first, so a stray HASH_WORKERS or DB_URL in the caller's shell cannot change
@@ -83,6 +85,17 @@ def service_env(db_url: str, bcrypt_rounds: int) -> dict[str, str]:
             "BCRYPT_ROUNDS": str(bcrypt_rounds),
             # Also silences the service's own access-log middleware (INFO).
             "LOG_LEVEL": "WARNING",
+            # Production refuses the console backend: mail goes out over SMTP.
+            "EMAIL_BACKEND": "smtp",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(mail_sink.smtp_port()),
+            "SMTP_STARTTLS": "false",
+            "EMAILS_FROM_EMAIL": "bench@example.com",
+            "FRONTEND_URL": "https://app.example.com",
+            # The per-client limit would answer 429 after 20 forgot requests from
+            # wrk's one address: the bench measures the request's work, the
+            # limit's count included, not the limit's refusals.
+            "RECOVERY_REQUESTS_PER_HOUR": "10000000",
         },
         drop=list(Settings.model_fields),
     )

@@ -5,14 +5,17 @@ the server core just before the logins, so both see the same machine; the
 storm last, because it leaves logins queued in the service.
 """
 
+import json
 import time
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any
 
-from bench.api import Account, new_credentials, register
+from bench import baseline, mail_sink
+from bench.api import Account, log_in, more_sessions, new_credentials, register
 from bench.ceiling import ME_BODY_ENV, TOKEN_BODY_ENV
-from bench.database import delete_users, fresh_database
-from bench.harness import Bench
+from bench.database import Database, delete_users, fresh_database
+from bench.harness import Bench, refresh_chains
 from bench.procs import child_env, wait_until_idle
 from bench.report import (
     Check,
@@ -27,7 +30,7 @@ from bench.report import (
     target_row,
 )
 from bench.servers import Server, start_uvicorn
-from bench.wrk_runner import Load, WrkResult, collect, start_wrk
+from bench.wrk_runner import POST_JSON, Load, WrkResult, collect, start_wrk
 
 # The issue's targets.
 ME_VS_CEILING_MIN = 0.40
@@ -35,6 +38,9 @@ LOGIN_VS_LIMIT_MIN = 0.93
 P99_UNDER_LOGIN_MAX = 3.0
 RPS_UNDER_LOGIN_MIN = 0.8
 RSS_RATIO_MAX = 1.5
+REFRESH_VS_BARE_MIN = 0.25
+ME_VS_BASELINE_MIN = 0.9
+FORGOT_SPREAD_MAX = 0.10
 
 
 def run_standard(bench: Bench) -> dict[str, Any]:
@@ -50,13 +56,24 @@ def run_standard(bench: Bench) -> dict[str, Any]:
         register(service.url, "Bench User", *new_credentials("bench"))
         for _ in range(options.login_connections)
     ]
+    refresher = register(service.url, "Bench Refresher", *new_credentials("bench-refresh"))
+    refresh_tokens = more_sessions(
+        service.url, refresher, refresh_chains(options.refresh_connections)
+    )
     ceiling = start_ceiling(bench, account)
+    bare = start_bare_fastapi(bench, account)
     print(f"service pid {service.pid} on {service.url}, ceiling pid {ceiling.pid} on {ceiling.url}")
 
     print(f"GET /users/me on the ceiling ({options.duration_s}s) ...")
     ceiling_me = bench.measure(ceiling, me_load(bench, ceiling, account))
     print(f"GET /users/me on the service ({options.duration_s}s) ...")
     me = bench.measure(service, me_load(bench, service, account))
+    runs: dict[str, WrkResult] = {"ceiling_me": ceiling_me, "me": me}
+    with ExitStack() as stack:
+        if options.baseline:
+            runs |= measure_baseline(bench, stack, database, service, account)
+    runs |= measure_refresh(bench, bare, service, refresh_tokens)
+    runs |= measure_forgot(bench, service, account)
     # Just before the logins, so both see the same machine.
     print("timing bcrypt on the server core ...")
     wait_until_idle(service.pid)
@@ -64,27 +81,24 @@ def run_standard(bench: Bench) -> dict[str, Any]:
     print(f"POST /auth/token on the service ({options.duration_s}s) ...")
     # No warm-up: it would leave a queue of logins to drain, and the set-up
     # already went through the whole login path once.
-    login = bench.measure(
+    runs["login"] = bench.measure(
         service,
         bench.login_load(service, login_accounts, options.login_connections),
         warm_up=False,
     )
     print(f"GET /users/me during a login storm ({options.duration_s}s) ...")
-    me_storm, storm = measure_under_login(bench, service, account, login_accounts)
+    runs["me_under_login"], runs["login_storm"] = measure_under_login(
+        bench, service, account, login_accounts
+    )
 
     rss_kib = {s.name: s.peak_rss_kib() for s in (service, ceiling)}
-    emails = [a.email for a in (account, *login_accounts)]
+    emails = [a.email for a in (account, refresher, *login_accounts)]
     cleaned = delete_users(database, emails) == len(emails)
-    runs = {
-        "ceiling_me": ceiling_me,
-        "me": me,
-        "login": login,
-        "me_under_login": me_storm,
-        "login_storm": storm,
-    }
+    servers = (service, ceiling, bare)
     return assemble(bench, database.backend, database.display, hashing, runs, rss_kib) | {
-        "server_log_trouble": {s.name: s.trouble_lines()[:50] for s in (service, ceiling)},
+        "server_log_trouble": {s.name: s.trouble_lines()[:50] for s in servers},
         "bench_user_deleted": cleaned,
+        "mail_received_by_sink": mail_sink.received(),
     }
 
 
@@ -105,6 +119,84 @@ def start_ceiling(bench: Bench, account: Account) -> Server:
         workdir=bench.workdir,
         cpu=bench.cpus.server,
     )
+
+
+def start_bare_fastapi(bench: Bench, account: Account) -> Server:
+    return start_uvicorn(
+        bench.processes,
+        "bare_fastapi",
+        ["bench.bare_token:app"],
+        env=child_env({TOKEN_BODY_ENV: account.token_body.decode()}),
+        workdir=bench.workdir,
+        cpu=bench.cpus.server,
+    )
+
+
+def measure_baseline(
+    bench: Bench, stack: ExitStack, database: Database, service: Server, account: Account
+) -> dict[str, WrkResult]:
+    """GET /users/me on the service before the session check, alternating with
+    today's (A B B A), so a drift of the machine weighs on both alike."""
+    rev = bench.options.baseline or ""
+    print(f"checking out and migrating the baseline {rev} ...")
+    tree = stack.enter_context(baseline.checked_out(rev, bench.workdir, database))
+    before = baseline.serve(
+        bench.processes, tree, bench.options.bcrypt_rounds, bench.workdir, bench.cpus.server
+    )
+    try:
+        register(before.url, "Bench User", account.email, account.password)
+        bearer = log_in(before.url, account.email, account.password)
+        print(f"GET /users/me on the baseline {rev}, twice, then the service again ...")
+        first = bench.measure(before, me_load(bench, before, bearer))
+        second = bench.measure(before, me_load(bench, before, bearer))
+        again = bench.measure(service, me_load(bench, service, account))
+    finally:
+        before.process.terminate()
+        before.process.wait(timeout=30)
+    return {"baseline_me": first, "baseline_me_2": second, "me_2": again}
+
+
+def measure_refresh(
+    bench: Bench, bare: Server, service: Server, refresh_tokens: list[str]
+) -> dict[str, WrkResult]:
+    """grant_type=refresh_token on the service, each chain spending its last
+    token, against the bare FastAPI app parsing the same form."""
+    connections, seconds = bench.options.refresh_connections, bench.options.duration_s
+    print(f"POST /auth/token (refresh form) on the bare FastAPI app ({seconds}s) ...")
+    bare_run = bench.measure(bare, bench.refresh_load(bare, refresh_tokens, connections))
+    print(f"POST /auth/token grant_type=refresh_token on the service ({seconds}s) ...")
+    # No warm-up: a warm-up's wrk would take the chains' newest tokens with it.
+    refresh = bench.measure(
+        service, bench.refresh_load(service, refresh_tokens, connections), warm_up=False
+    )
+    return {"bare_refresh_form": bare_run, "refresh": refresh}
+
+
+def measure_forgot(bench: Bench, service: Server, account: Account) -> dict[str, WrkResult]:
+    """POST /auth/password/forgot, one at a time, for a registered address and
+    an unknown one, alternating (A B B A): the medians must not tell them apart."""
+    unknown = new_credentials("bench-nobody")[0]
+    seconds = max(2, bench.options.duration_s // 2)
+    print(f"POST /auth/password/forgot, known and unknown, 4 x {seconds}s ...")
+
+    def forgot(email: str) -> WrkResult:
+        load = Load(
+            url=service.url + "/auth/password/forgot",
+            script=POST_JSON,
+            connections=1,
+            duration_s=seconds,
+            script_env={"BENCH_JSON_BODY": json.dumps({"email": email})},
+        )
+        return bench.measure(service, load, warm_up=False)
+
+    known_1, unknown_1 = forgot(account.email), forgot(unknown)
+    unknown_2, known_2 = forgot(unknown), forgot(account.email)
+    return {
+        "forgot_known": known_1,
+        "forgot_unknown": unknown_1,
+        "forgot_unknown_2": unknown_2,
+        "forgot_known_2": known_2,
+    }
 
 
 def measure_under_login(
@@ -144,32 +236,37 @@ def assemble(
     me_storm, storm = runs["me_under_login"], runs["login_storm"]
     hash_ms = float(hashing["median_ms"])
     limit = cpus.cores_given * 1000 / hash_ms
-    metrics = {
-        "ceiling_rps": ceiling.rps,
-        "me_rps": me.rps,
-        "me_vs_ceiling": _ratio(me.rps, ceiling.rps),
-        "me_p50_ms": me.latency_ms["p50"],
-        "me_p99_ms": me.latency_ms["p99"],
-        "hash_ms": hash_ms,
-        "bcrypt_limit_rps": limit,
-        "login_rps": login.rate_of(200),
-        "login_vs_limit": _ratio(login.rate_of(200), limit),
-        "login_p50_ms": login.latency_ms["p50"],
-        "login_non_200": login.not_ok,
-        "login_socket_errors": login.socket_errors,
-        "me_p99_under_login_ms": me_storm.latency_ms["p99"],
-        "me_p99_under_login_vs_idle": _ratio(me_storm.latency_ms["p99"], me.latency_ms["p99"]),
-        "me_rps_under_login": me_storm.rps,
-        "me_rps_under_login_vs_idle": _ratio(me_storm.rps, me.rps),
-        "storm_login_rps": storm.rate_of(200),
-        # Near the service's 30 s hashing-queue timeout, logins start getting 503.
-        "storm_login_p50_ms": storm.latency_ms["p50"],
-        "storm_login_503": storm.statuses.get(503, 0),
-        "storm_login_other_non_200": storm.not_ok - storm.statuses.get(503, 0),
-        "service_peak_rss_mib": rss_kib["service"] / 1024,
-        "ceiling_peak_rss_mib": rss_kib["ceiling"] / 1024,
-        "rss_ratio": _ratio(rss_kib["service"], rss_kib["ceiling"]),
-    }
+    metrics = (
+        {
+            "ceiling_rps": ceiling.rps,
+            "me_rps": me.rps,
+            "me_vs_ceiling": _ratio(me.rps, ceiling.rps),
+            "me_p50_ms": me.latency_ms["p50"],
+            "me_p99_ms": me.latency_ms["p99"],
+            "hash_ms": hash_ms,
+            "bcrypt_limit_rps": limit,
+            "login_rps": login.rate_of(200),
+            "login_vs_limit": _ratio(login.rate_of(200), limit),
+            "login_p50_ms": login.latency_ms["p50"],
+            "login_non_200": login.not_ok,
+            "login_socket_errors": login.socket_errors,
+            "me_p99_under_login_ms": me_storm.latency_ms["p99"],
+            "me_p99_under_login_vs_idle": _ratio(me_storm.latency_ms["p99"], me.latency_ms["p99"]),
+            "me_rps_under_login": me_storm.rps,
+            "me_rps_under_login_vs_idle": _ratio(me_storm.rps, me.rps),
+            "storm_login_rps": storm.rate_of(200),
+            # Near the service's 30 s hashing-queue timeout, logins start getting 503.
+            "storm_login_p50_ms": storm.latency_ms["p50"],
+            "storm_login_503": storm.statuses.get(503, 0),
+            "storm_login_other_non_200": storm.not_ok - storm.statuses.get(503, 0),
+            "service_peak_rss_mib": rss_kib["service"] / 1024,
+            "ceiling_peak_rss_mib": rss_kib["ceiling"] / 1024,
+            "rss_ratio": _ratio(rss_kib["service"], rss_kib["ceiling"]),
+        }
+        | refresh_metrics(runs)
+        | forgot_metrics(runs)
+        | baseline_metrics(runs)
+    )
     targets = [
         Target("me_vs_ceiling", metrics["me_vs_ceiling"], ">=", ME_VS_CEILING_MIN),
         Target("login_vs_limit", metrics["login_vs_limit"], ">=", LOGIN_VS_LIMIT_MIN),
@@ -186,11 +283,20 @@ def assemble(
             RPS_UNDER_LOGIN_MIN,
         ),
         Target("rss_ratio", metrics["rss_ratio"], "<=", RSS_RATIO_MAX),
+        Target("refresh_vs_bare", metrics["refresh_vs_bare"], ">=", REFRESH_VS_BARE_MIN),
+        Target("forgot_p50_spread", metrics["forgot_p50_spread"], "<=", FORGOT_SPREAD_MAX),
     ]
+    if "me_vs_baseline" in metrics:
+        targets.append(
+            Target("me_vs_baseline", metrics["me_vs_baseline"], ">=", ME_VS_BASELINE_MIN)
+        )
     checks = [
         *(clean_run(name, runs[name]) for name in ("ceiling_me", "me", "me_under_login")),
+        *(clean_run(name, run) for name, run in runs.items() if name.startswith("baseline")),
         Check("logins succeeded", login.statuses.get(200, 0) > 0, f"{login.statuses}"),
         Check("login storm ran", storm.requests > 0, f"{storm.statuses}"),
+        *(only(name, runs[name], 200) for name in ("bare_refresh_form", "refresh")),
+        *(only(name, run, 202) for name, run in runs.items() if name.startswith("forgot")),
     ]
     warnings = noise_warnings(runs, backend, hashing) + few_logins_warning(login, limit)
     return {
@@ -208,7 +314,13 @@ def assemble(
             "cores_given": cpus.cores_given,
             "server_cpu": cpus.server,
             "wrk_cpu": cpus.load,
-            "server_settings": "ENV=prod LOG_LEVEL=WARNING, other settings default",
+            "server_settings": (
+                "ENV=prod LOG_LEVEL=WARNING EMAIL_BACKEND=smtp (to bench.mail_sink)"
+                " RECOVERY_REQUESTS_PER_HOUR=10000000, other settings default"
+            ),
+            "wrk_refresh": f"-t{options.threads} -c{options.refresh_connections}",
+            "wrk_forgot": "-t1 -c1",
+            "baseline": options.baseline,
         },
         "hash": hashing,
         "metrics": {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()},
@@ -217,6 +329,50 @@ def assemble(
         "valid": all(c.ok for c in checks),
         "warnings": warnings,
         "runs": {name: result.to_json() for name, result in runs.items()},
+    }
+
+
+def only(name: str, run: WrkResult, status: int) -> Check:
+    """Every answer was `status`, and there were some."""
+    ok = run.requests > 0 and run.statuses.get(status, 0) == run.requests
+    return Check(f"{name}: only {status}s", ok, f"{run.statuses}, socket errors {run.errors}")
+
+
+def refresh_metrics(runs: dict[str, WrkResult]) -> dict[str, float]:
+    refresh, bare = runs["refresh"], runs["bare_refresh_form"]
+    return {
+        "bare_fastapi_form_rps": bare.rate_of(200),
+        "refresh_rps": refresh.rate_of(200),
+        "refresh_vs_bare": _ratio(refresh.rate_of(200), bare.rate_of(200)),
+        "refresh_p50_ms": refresh.latency_ms["p50"],
+        "refresh_p99_ms": refresh.latency_ms["p99"],
+    }
+
+
+def forgot_metrics(runs: dict[str, WrkResult]) -> dict[str, float]:
+    """The p50 of each address, the mean of its two runs; the spread is their
+    difference over the smaller."""
+    known = (runs["forgot_known"].latency_ms["p50"] + runs["forgot_known_2"].latency_ms["p50"]) / 2
+    unknown = (
+        runs["forgot_unknown"].latency_ms["p50"] + runs["forgot_unknown_2"].latency_ms["p50"]
+    ) / 2
+    return {
+        "forgot_known_p50_ms": known,
+        "forgot_unknown_p50_ms": unknown,
+        "forgot_p50_spread": _ratio(abs(known - unknown), min(known, unknown)),
+    }
+
+
+def baseline_metrics(runs: dict[str, WrkResult]) -> dict[str, float]:
+    """me_rps before the session check, its two runs between today's two (A B B A)."""
+    if "baseline_me" not in runs:
+        return {}
+    today = (runs["me"].rps + runs["me_2"].rps) / 2
+    before = (runs["baseline_me"].rps + runs["baseline_me_2"].rps) / 2
+    return {
+        "me_rps_mean_abba": today,
+        "baseline_me_rps": before,
+        "me_vs_baseline": _ratio(today, before),
     }
 
 
@@ -239,6 +395,20 @@ def few_logins_warning(login: WrkResult, limit: float) -> list[str]:
 
 def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else 0.0
+
+
+def baseline_rows(
+    m: dict[str, Any], config: dict[str, Any], targets: dict[str, Target]
+) -> list[Row]:
+    if "me_vs_baseline" not in targets:
+        return []
+    return [
+        Row(
+            f"GET /users/me before sessions ({config['baseline']}) / today, A B B A",
+            f"{m['baseline_me_rps']:,.0f} / {m['me_rps_mean_abba']:,.0f} rps",
+        ),
+        target_row("  today vs before", targets["me_vs_baseline"]),
+    ]
 
 
 def print_standard(data: dict[str, Any]) -> None:
@@ -272,6 +442,16 @@ def print_standard(data: dict[str, Any]) -> None:
             "  storm logins: 503 / other non-200",
             f"{m['storm_login_503']} / {m['storm_login_other_non_200']}",
         ),
+        *baseline_rows(m, config, targets),
+        Row("bare FastAPI  POST /auth/token (form)", f"{m['bare_fastapi_form_rps']:,.0f} rps"),
+        Row("service  grant_type=refresh_token", f"{m['refresh_rps']:,.0f} rps"),
+        target_row("  vs bare FastAPI", targets["refresh_vs_bare"]),
+        Row("  p50 / p99", f"{m['refresh_p50_ms']:.2f} / {m['refresh_p99_ms']:.2f} ms"),
+        Row(
+            "POST /auth/password/forgot p50, known / unknown",
+            f"{m['forgot_known_p50_ms']:.2f} / {m['forgot_unknown_p50_ms']:.2f} ms",
+        ),
+        target_row("  spread", targets["forgot_p50_spread"]),
         Row(
             "peak RSS service / ceiling",
             f"{m['service_peak_rss_mib']:.1f} / {m['ceiling_peak_rss_mib']:.1f} MiB",

@@ -14,6 +14,7 @@ SCRIPTS = Path(__file__).resolve().parent
 GET_WITH_TOKEN = SCRIPTS / "get_with_token.lua"
 LOGIN = SCRIPTS / "login.lua"
 REFRESH = SCRIPTS / "refresh.lua"
+POST_JSON = SCRIPTS / "post_json.lua"
 _MARKER = "BENCH_JSON "
 
 
