@@ -45,7 +45,7 @@ serve: migrate ## Production-style server: WORKERS processes (default one per co
 		--workers $(WORKERS) --no-access-log --proxy-headers --no-server-header --http $(UVICORN_HTTP)
 
 .PHONY: seed
-seed: migrate ## Bulk-load N users (default 1000) into the database: make seed N=1000000
+seed: migrate ## Bulk-load N users (default 1000), a live session each, into the database: make seed N=1000000
 	$(RUN) python -m bench.seed --count $(N)
 
 .PHONY: bench
