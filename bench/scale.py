@@ -6,14 +6,20 @@ request rather than time spent queueing. The deep page starts from a cursor
 built for the row at --deep-fraction of the (created_at, id) order, encoded as
 the service encodes its own, and follows the next_cursor the service returns.
 
-To measure another request, add a Probe in `probes`.
+Every probe that logs in or refreshes has an account of its own: a login
+ends its account's oldest session beyond MAX_SESSIONS_PER_USER. The refresh
+probe spends refresh tokens as a client does (bench/refresh.lua), so its
+warm-up spends sessions of its own, and the run starts on fresh ones.
+
+To measure another request, add a Probe in `build_probes`.
 """
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
+from app.config import Settings
 from bench.api import Account, get_json, log_in, new_credentials, register
 from bench.database import (
     Database,
@@ -22,7 +28,7 @@ from bench.database import (
     delete_users,
     seeded_database,
 )
-from bench.harness import Bench
+from bench.harness import Bench, refresh_chains
 from bench.procs import BenchError, run_checked
 from bench.report import (
     Check,
@@ -37,11 +43,16 @@ from bench.report import (
 from bench.servers import Server, service_env
 from bench.wrk_runner import Load, WrkResult
 
+# The service runs with the default (service_env drops the setting).
+MAX_SESSIONS_PER_USER: int = Settings.model_fields["MAX_SESSIONS_PER_USER"].default
+
 
 @dataclass(frozen=True)
 class Probe:
     name: str
     load: Load
+    # The warm-up's own load, when `load` spends what it sends (refresh tokens).
+    warm_up: Load | None = None
 
 
 def run_scale(bench: Bench, database: Database | None = None) -> dict[str, Any]:
@@ -52,21 +63,26 @@ def run_scale(bench: Bench, database: Database | None = None) -> dict[str, Any]:
     print(f"{position.users:,} users in {database.display}")
     service = bench.start_service(database)
     user_login, admin_login = new_credentials("bench"), new_credentials("bench-admin")
-    # Logins of an account of their own: a login ends its account's oldest
-    # session beyond MAX_SESSIONS_PER_USER, which would be the `me` bearer's.
-    login_login = new_credentials("bench-login")
+    # Logins and refreshes each on an account of their own: a login ends its
+    # account's oldest session beyond MAX_SESSIONS_PER_USER, which would be
+    # the `me` bearer's or a refresh chain's.
+    login_login, refresh_login = new_credentials("bench-login"), new_credentials("bench-refresh")
+    emails = [user_login[0], login_login[0], refresh_login[0], admin_login[0]]
     try:
-        user = register(service.url, "Bench User", *user_login)
-        login_user = register(service.url, "Bench Login", *login_login)
-        admin = create_admin(bench, service, database.url, *admin_login)
-        probes = build_probes(bench, service, Accounts(user, login_user, admin), position)
+        accounts = Accounts(
+            user=register(service.url, "Bench User", *user_login),
+            login=register(service.url, "Bench Login", *login_login),
+            refresh=register(service.url, "Bench Refresh", *refresh_login),
+            admin=create_admin(bench, service, database.url, *admin_login),
+        )
+        probes = build_probes(bench, service, accounts, position)
         results: dict[str, WrkResult] = {}
         for probe in probes:
             print(f"{probe.name} ({options.duration_s}s, -c{probe.load.connections}) ...")
-            results[probe.name] = bench.measure(service, probe.load)
+            results[probe.name] = measure(bench, service, probe)
         trouble = service.trouble_lines()[:50]
     finally:
-        deleted = delete_users(database, [user_login[0], login_login[0], admin_login[0]])
+        deleted = delete_users(database, emails)
     checks = [clean_run(name, r) for name, r in results.items()]
     return {
         "mode": "scale",
@@ -95,14 +111,23 @@ def run_scale(bench: Bench, database: Database | None = None) -> dict[str, Any]:
         "warnings": noise_warnings(results, database.backend),
         "runs": {name: r.to_json() for name, r in results.items()},
         "server_log_trouble": {"service": trouble},
-        "bench_users_deleted": deleted,  # of 3
+        "bench_users_deleted": deleted,  # of 4
     }
+
+
+def measure(bench: Bench, service: Server, probe: Probe) -> WrkResult:
+    if probe.warm_up is None:
+        return bench.measure(service, probe.load)
+    if bench.options.warmup_s > 0:
+        bench.wrk(replace(probe.warm_up, duration_s=bench.options.warmup_s))
+    return bench.measure(service, probe.load, warm_up=False)
 
 
 @dataclass(frozen=True)
 class Accounts:
     user: Account  # the bearer of GET /users/me
     login: Account  # the one the login probe logs in, again and again
+    refresh: Account  # the owner of the refresh probe's sessions
     admin: Account  # the bearer of the listings
 
 
@@ -116,9 +141,28 @@ def build_probes(
     return [
         Probe("login", bench.login_load(service, [accounts.login], connections)),
         Probe("me", bench.get_load(service, "/users/me", accounts.user, connections)),
+        refresh_probe(bench, service, accounts.refresh, connections),
         Probe("list_first_page", bench.get_load(service, first_page, admin, connections)),
         Probe("list_deep_page", bench.get_load(service, deep_page, admin, connections)),
     ]
+
+
+def refresh_probe(bench: Bench, service: Server, account: Account, connections: int) -> Probe:
+    """Refresh chains on sessions of `account`, one login each; the warm-up's on others."""
+    chains = refresh_chains(connections)
+    warm_up = bench.options.warmup_s > 0
+    sessions = 1 + chains * (2 if warm_up else 1)  # the registration's login too
+    if sessions > MAX_SESSIONS_PER_USER:
+        raise BenchError(
+            f"the refresh probe needs {sessions} sessions of one account, more than"
+            f" MAX_SESSIONS_PER_USER ({MAX_SESSIONS_PER_USER}): use fewer --scale-connections"
+        )
+
+    def load() -> Load:
+        logins = [log_in(service.url, account.email, account.password) for _ in range(chains)]
+        return bench.refresh_load(service, [login.refresh_token for login in logins], connections)
+
+    return Probe("refresh", load(), load() if warm_up else None)
 
 
 def create_admin(bench: Bench, service: Server, db_url: str, email: str, password: str) -> Account:
