@@ -10,6 +10,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 N ?= 1000
+# pytest-xdist workers of `make test`: one per core, at most 4 (each has its own
+# scratch databases; beyond 4 the set-up outweighs the gain). TEST_WORKERS=0: none.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 # HTTP parser of `make serve`: h11 like the image (it caps a request head; see
 # the Dockerfile), unless UVICORN_HTTP=httptools is set in the environment.
 UVICORN_HTTP ?= h11
@@ -58,7 +61,7 @@ bench-scale: install ## p50 at 1,000 vs 1,000,000 users on scratch PostgreSQL da
 
 .PHONY: test
 test: install ## Run the whole suite with coverage (SQLite, and PostgreSQL when reachable)
-	$(RUN) pytest --cov --cov-report=term $(PYTEST_ARGS)
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term $(PYTEST_ARGS)
 
 .PHONY: e2e
 e2e: install ## Browser tests: examples/frontend in headless Chromium (apt-get install chromium)
