@@ -46,7 +46,11 @@ CLIENT_TIMEOUT_SECONDS = 60.0
 # limit (tests/api/test_recovery.py) must not be what answers.
 RECOVERY_REQUESTS_PER_HOUR = "1000000"
 # Calls with a token never issued: a database that is up answers them 400.
-TOKEN_NEVER_ISSUED = {"POST /auth/password/reset", "POST /auth/verify-email"}
+TOKEN_NEVER_ISSUED = {
+    "POST /auth/password/reset",
+    "POST /auth/verify-email",
+    "POST /auth/token (refresh)",
+}
 # RFC 6749 §5.2's shape, at the token and revocation endpoints only.
 OAUTH_CALLS = ("POST /auth/token", "POST /auth/revoke")
 
@@ -83,12 +87,14 @@ class Service:
     def calls(self) -> dict[str, Callable[[], httpx.Response]]:
         """One request per kind of database use: the batched reader (fast
         path and dependency), a write, the login path with its throttle, the
-        sessions of a user, a refresh token's look-up, and each recovery
+        sessions of a user, a refresh token's look-up (revoke, and the refresh
+        grant on its own pool), and each recovery
         endpoint (the per-client counter, a recorded request, a one-time
         token's look-up)."""
         user, admin = self.user_token, self.admin_token
         return {
             **recovery_calls(self.http),
+            **refresh_call(self.http),
             "GET /users/me": lambda: self.http.get("/users/me", headers=self.bearer(user)),
             "POST /users": lambda: register(self.http, f"{uuid.uuid4().hex[:12]}@example.com"),
             "POST /auth/token": lambda: login(self.http, LOGIN_EMAIL),
@@ -101,6 +107,13 @@ class Service:
                 "/auth/revoke", data={"token": uuid.uuid4().hex}
             ),
         }
+
+
+def refresh_call(http: httpx.Client) -> dict[str, Callable[[], httpx.Response]]:
+    """A refresh (its own path to the database, apart from the main pool) with
+    a token never issued: 400 when the database answers."""
+    form = {"grant_type": "refresh_token", "refresh_token": uuid.uuid4().hex}
+    return {"POST /auth/token (refresh)": lambda: http.post("/auth/token", data=form)}
 
 
 def recovery_calls(http: httpx.Client) -> dict[str, Callable[[], httpx.Response]]:
@@ -304,6 +317,7 @@ def test_a_database_that_does_not_answer_times_out(tmp_path: Path) -> None:
                     "POST /auth/token": lambda: login(http, "ann@example.com"),
                     "GET /health/ready": lambda: http.get("/health/ready"),
                     **recovery_calls(http),
+                    **refresh_call(http),
                 }
                 for name, call in calls.items():
                     started = time.monotonic()

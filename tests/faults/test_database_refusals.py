@@ -31,6 +31,7 @@ from tests.faults.test_database_outage import (
     assert_unavailable,
     login,
     recovery_calls,
+    refresh_call,
     register,
     start_server,
 )
@@ -120,7 +121,7 @@ class App:
     def calls(self, token: str) -> dict[str, Callable[[], httpx.Response]]:
         """The readiness check and one request per kind of database use: the
         batched reader (the /users/me fast path), the login throttle, a write,
-        and the recovery endpoints."""
+        the refresh grant (on its own pool) and the recovery endpoints."""
         me = {"Authorization": f"Bearer {token}"}
         return {
             "GET /health/ready": lambda: self.http.get("/health/ready"),
@@ -128,6 +129,7 @@ class App:
             "POST /auth/token": lambda: login(self.http, ANN),
             "POST /users": lambda: register(self.http, f"bob.{time.monotonic_ns()}@example.com"),
             **recovery_calls(self.http),
+            **refresh_call(self.http),
         }
 
     def assert_unavailable(self, token: str) -> None:
@@ -154,6 +156,7 @@ class App:
             "POST /auth/password/reset": 400,  # a token never issued
             "POST /auth/verify-email/request": 202,
             "POST /auth/verify-email": 400,
+            "POST /auth/token (refresh)": 400,  # a token never issued
         }
 
 

@@ -1,5 +1,5 @@
-"""Builders that integration tests share: users, sessions, one-time tokens and
-mail with every field chosen."""
+"""Builders that integration tests share: users, sessions, refresh tokens,
+one-time tokens and mail with every field chosen."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.dtos import EmailMessage
-from app.core.entities import OneTimeToken, Session, TokenPurpose, User
+from app.core.entities import OneTimeToken, RefreshToken, Session, TokenPurpose, User
 from app.core.value_objects import ID, Email, HashedPassword, Name, Role
 from app.core.value_objects.opaque_token import OpaqueToken
 from app.infra.db.engine import create_sessionmaker
@@ -144,6 +144,40 @@ async def store_session(
 async def load_session(engine: AsyncEngine, session: Session) -> Session | None:
     async with uow_for(engine) as uow:
         return await uow.sessions.get(session.id)
+
+
+def a_token(session: Session, issued_at: datetime = T0) -> RefreshToken:
+    """An unspent refresh token of `session`, good for 7 days."""
+    return RefreshToken(
+        digest=OpaqueToken.new().digest,
+        session_id=session.id,
+        issued_at=issued_at,
+        expires_at=issued_at + timedelta(days=7),
+    )
+
+
+def token_fields(token: RefreshToken) -> tuple[object, ...]:
+    """Every stored field, since a `RefreshToken` compares by identity."""
+    return (
+        token.digest,
+        token.session_id,
+        token.issued_at,
+        token.expires_at,
+        token.spent_at,
+        token.respent,
+    )
+
+
+async def save_tokens(engine: AsyncEngine, *tokens: RefreshToken) -> None:
+    async with uow_for(engine) as uow:
+        for token in tokens:
+            await uow.refresh_tokens.add(token)
+        await uow.commit()
+
+
+async def load_token(engine: AsyncEngine, token: RefreshToken) -> RefreshToken | None:
+    async with uow_for(engine) as uow:
+        return await uow.refresh_tokens.get(token.digest)
 
 
 def a_one_time_token(

@@ -1,7 +1,8 @@
 """SqlSessionRepo and SqlRefreshTokenRepo against a real database, through the
-unit of work the app uses; and every row source of the reader against them."""
+unit of work the app uses; and every row source of the reader against them.
+What a refresh writes (a token spent, the session's last use) is the refresh
+grant's: tests/integration/test_refresh_grants.py."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.entities import RefreshToken, Session, User
+from app.core.entities import Session, User
 from app.core.value_objects import ID
 from app.core.value_objects.opaque_token import OpaqueToken
 from app.infra.db.rows_by_session import (
@@ -23,53 +24,24 @@ from tests.conftest import make_settings
 from tests.integration.helpers import (
     T0,
     a_session,
+    a_token,
     a_user,
     fields,
     later,
     load,
     load_session,
+    load_token,
     save,
     save_sessions,
+    save_tokens,
     session_fields,
     store_session,
+    token_fields,
     uow_for,
 )
 
 # Sessions built by the helpers live 30 days from T0: at NOW they are live.
 NOW = later(3600)
-CONCURRENT = 20
-
-
-def a_token(session: Session, issued_at: datetime = T0) -> RefreshToken:
-    return RefreshToken(
-        digest=OpaqueToken.new().digest,
-        session_id=session.id,
-        issued_at=issued_at,
-        expires_at=issued_at + timedelta(days=7),
-    )
-
-
-def token_fields(token: RefreshToken) -> tuple[object, ...]:
-    return (
-        token.digest,
-        token.session_id,
-        token.issued_at,
-        token.expires_at,
-        token.spent_at,
-        token.respent,
-    )
-
-
-async def save_tokens(engine: AsyncEngine, *tokens: RefreshToken) -> None:
-    async with uow_for(engine) as uow:
-        for token in tokens:
-            await uow.refresh_tokens.add(token)
-        await uow.commit()
-
-
-async def load_token(engine: AsyncEngine, token: RefreshToken) -> RefreshToken | None:
-    async with uow_for(engine) as uow:
-        return await uow.refresh_tokens.get(token.digest)
 
 
 async def live(engine: AsyncEngine, user: User, now: datetime = NOW) -> list[ID]:
@@ -81,21 +53,6 @@ async def ended_at(engine: AsyncEngine, session: Session) -> datetime | None:
     stored = await load_session(engine, session)
     assert stored is not None
     return stored.ended_at
-
-
-async def spend(engine: AsyncEngine, token: RefreshToken, now: datetime) -> bool:
-    """One refresh's spend, in a transaction of its own."""
-    async with uow_for(engine) as uow:
-        spent = await uow.refresh_tokens.spend(token.digest, now)
-        await uow.commit()
-        return spent
-
-
-async def spend_again(engine: AsyncEngine, token: RefreshToken, spent_since: datetime) -> bool:
-    async with uow_for(engine) as uow:
-        spent = await uow.refresh_tokens.spend_again(token.digest, spent_since)
-        await uow.commit()
-        return spent
 
 
 @pytest.fixture
@@ -179,24 +136,6 @@ async def test_list_live_of_a_user_without_sessions_is_empty(
 ) -> None:
     await store_session(clean_engine, bob)
     assert await live(clean_engine, ann) == []
-
-
-async def test_touch_records_the_last_use(clean_engine: AsyncEngine, ann: User) -> None:
-    touched, other = await store_session(clean_engine, ann), await store_session(clean_engine, ann)
-
-    async with uow_for(clean_engine) as uow:
-        await uow.sessions.touch(touched.id, later(60.000001))
-        await uow.commit()
-
-    stored, stored_other = (
-        await load_session(clean_engine, touched),
-        await load_session(clean_engine, other),
-    )
-    assert stored is not None
-    assert stored_other is not None
-    touched.last_used_at = later(60.000001)
-    assert session_fields(stored) == session_fields(touched)
-    assert session_fields(stored_other) == session_fields(other)
 
 
 async def test_end_sets_ended_at_once(clean_engine: AsyncEngine, ann: User) -> None:
@@ -288,9 +227,7 @@ async def test_leaving_the_unit_of_work_without_commit_keeps_nothing(
     async with uow_for(clean_engine) as uow:
         await uow.sessions.add(new)
         await uow.refresh_tokens.add(new_token)
-        await uow.sessions.touch(existing.id, later(60))
         await uow.sessions.end(existing.id, later(60))
-        assert await uow.refresh_tokens.spend(existing_token.digest, later(60))
         # Visible inside its own transaction...
         assert await uow.sessions.get(new.id) is not None
         assert await uow.refresh_tokens.get(new_token.digest) is not None
@@ -321,99 +258,6 @@ async def test_a_token_round_trips_by_its_digest(clean_engine: AsyncEngine, ann:
     assert stored.issued_at.utcoffset() == timedelta(0)
     async with uow_for(clean_engine) as uow:
         assert await uow.refresh_tokens.get(OpaqueToken.new().digest) is None
-
-
-async def test_spend_succeeds_once(clean_engine: AsyncEngine, ann: User) -> None:
-    token = a_token(await store_session(clean_engine, ann))
-    await save_tokens(clean_engine, token)
-
-    assert await spend(clean_engine, token, later(10.000001))
-    assert not await spend(clean_engine, token, later(20))
-
-    stored = await load_token(clean_engine, token)
-    assert stored is not None
-    assert stored.spent_at == later(10.000001)
-    assert stored.respent is False
-
-
-async def test_spend_of_an_unknown_token_fails(clean_engine: AsyncEngine, ann: User) -> None:
-    unknown = a_token(await store_session(clean_engine, ann))
-    assert not await spend(clean_engine, unknown, later(10))
-
-
-async def test_spend_again_refuses_an_unspent_token(clean_engine: AsyncEngine, ann: User) -> None:
-    token = a_token(await store_session(clean_engine, ann))
-    await save_tokens(clean_engine, token)
-
-    assert not await spend_again(clean_engine, token, T0 - timedelta(days=1))
-
-    stored = await load_token(clean_engine, token)
-    assert stored is not None
-    assert (stored.spent_at, stored.respent) == (None, False)
-
-
-@pytest.mark.parametrize(
-    "since", [later(10), later(9.999999)], ids=["spent-at-since", "spent-after-since"]
-)
-async def test_spend_again_succeeds_once_for_a_token_spent_since(
-    clean_engine: AsyncEngine, ann: User, since: datetime
-) -> None:
-    token = a_token(await store_session(clean_engine, ann))
-    await save_tokens(clean_engine, token)
-    assert await spend(clean_engine, token, later(10))
-
-    assert await spend_again(clean_engine, token, since)
-    assert not await spend_again(clean_engine, token, since)
-
-    stored = await load_token(clean_engine, token)
-    assert stored is not None
-    assert (stored.spent_at, stored.respent) == (later(10), True)
-
-
-async def test_spend_again_refuses_a_token_spent_before_since(
-    clean_engine: AsyncEngine, ann: User
-) -> None:
-    token = a_token(await store_session(clean_engine, ann))
-    await save_tokens(clean_engine, token)
-    assert await spend(clean_engine, token, later(10))
-
-    assert not await spend_again(clean_engine, token, later(10.000001))
-
-    stored = await load_token(clean_engine, token)
-    assert stored is not None
-    assert stored.respent is False
-
-
-async def test_of_concurrent_spends_of_a_token_exactly_one_succeeds(
-    clean_engine: AsyncEngine, ann: User
-) -> None:
-    token = a_token(await store_session(clean_engine, ann))
-    await save_tokens(clean_engine, token)
-    moments = [later(10 + n) for n in range(CONCURRENT)]
-
-    spent = await asyncio.gather(*(spend(clean_engine, token, moment) for moment in moments))
-
-    assert spent.count(True) == 1
-    stored = await load_token(clean_engine, token)
-    assert stored is not None
-    assert stored.spent_at == moments[spent.index(True)]
-
-
-async def test_of_concurrent_spends_again_exactly_one_succeeds(
-    clean_engine: AsyncEngine, ann: User
-) -> None:
-    token = a_token(await store_session(clean_engine, ann))
-    await save_tokens(clean_engine, token)
-    assert await spend(clean_engine, token, later(10))
-
-    spent = await asyncio.gather(
-        *(spend_again(clean_engine, token, later(5)) for _ in range(CONCURRENT))
-    )
-
-    assert spent.count(True) == 1
-    stored = await load_token(clean_engine, token)
-    assert stored is not None
-    assert stored.respent is True
 
 
 # The reader's row sources: the generic one, and the backend's own.
@@ -457,12 +301,10 @@ async def assert_reads_as_the_repositories(
 async def test_the_reader_answers_what_the_repositories_read(
     reader: BatchedUserReader, clean_engine: AsyncEngine, ann: User, bob: User
 ) -> None:
-    with_agent = await store_session(clean_engine, ann, created_at=later(0.000001))
+    with_agent = a_session(ann, created_at=later(0.000001))
+    with_agent.last_used_at = later(30.000002)  # refreshed since
     without_agent = a_session(bob, created_at=later(1.5), user_agent=None)
-    await save_sessions(clean_engine, without_agent)
-    async with uow_for(clean_engine) as uow:
-        await uow.sessions.touch(with_agent.id, later(30.000002))
-        await uow.commit()
+    await save_sessions(clean_engine, with_agent, without_agent)
 
     for session in (with_agent, without_agent):
         await assert_reads_as_the_repositories(reader, clean_engine, session)

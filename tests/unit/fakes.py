@@ -1,10 +1,11 @@
 """In-memory fakes of the core's ports, and builders, for use-case tests."""
 
+import asyncio
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
@@ -20,6 +21,7 @@ from app.core.entities import (
     User,
 )
 from app.core.exceptions import EmailTaken, InvalidToken
+from app.core.ports import RefreshGrant
 from app.core.value_objects import ID, Email, HashedPassword, Name, Password, Role
 from app.core.value_objects.page_cursor import PageCursor
 from app.infra.keyed_lock import KeyedLock
@@ -135,10 +137,6 @@ class InMemorySessionRepo:
         live.sort(key=lambda s: (s.created_at, s.id), reverse=True)
         return [dataclasses.replace(s) for s in live]
 
-    async def touch(self, session_id: ID, now: datetime) -> None:
-        if session_id in self.rows:
-            self.rows[session_id].last_used_at = now
-
     async def end(self, session_id: ID, now: datetime) -> None:
         session = self.rows.get(session_id)
         if session is not None and session.ended_at is None:
@@ -174,22 +172,6 @@ class InMemoryRefreshTokenRepo:
     async def get(self, digest: str) -> RefreshToken | None:
         token = self.rows.get(digest)
         return dataclasses.replace(token) if token else None
-
-    async def spend(self, digest: str, now: datetime) -> bool:
-        token = self.rows.get(digest)
-        if token is None or token.spent_at is not None:
-            return False
-        token.spent_at = now
-        return True
-
-    async def spend_again(self, digest: str, spent_since: datetime) -> bool:
-        token = self.rows.get(digest)
-        if token is None or token.spent_at is None or token.spent_at < spent_since:
-            return False
-        if token.respent:
-            return False
-        token.respent = True
-        return True
 
 
 class InMemoryOneTimeTokenRepo:
@@ -374,6 +356,57 @@ class FakeReader:
         session = await self._uow.sessions.get(session_id)
         user = await self._uow.users.get_by_id(session.user_id) if session else None
         return (user, session) if user and session else None
+
+
+class FakeRefreshGrants:
+    """RefreshGrants over a FakeUoW's rows, so the other use cases see what a
+    refresh wrote. One hold at a time, as on SQLite's write lock; the block
+    commits when it ends normally and rolls back when it raises."""
+
+    def __init__(self, uow: FakeUoW) -> None:
+        self._uow = uow
+        self._one_at_a_time = asyncio.Lock()
+
+    @asynccontextmanager
+    async def hold(self, digest: str) -> AsyncIterator["_FakeHeld"]:
+        async with self._one_at_a_time, self._uow as uow:
+            yield _FakeHeld(uow, await _grant(uow, digest))
+            await uow.commit()  # not reached when the block raises: FakeUoW rolls back
+
+
+async def _grant(uow: FakeUoW, digest: str) -> RefreshGrant | None:
+    """The token joined with its session and the session's user, as the SQL
+    join finds it: None when any of the three is missing."""
+    token = await uow.refresh_tokens.get(digest)
+    session = await uow.sessions.get(token.session_id) if token else None
+    user = await uow.users.get_by_id(session.user_id) if session else None
+    if token is None or session is None or user is None:
+        return None
+    return RefreshGrant(token=token, session=session, user=user)
+
+
+class _FakeHeld:
+    def __init__(self, uow: FakeUoW, grant: RefreshGrant | None) -> None:
+        self._uow, self._grant = uow, grant
+
+    @property
+    def grant(self) -> RefreshGrant | None:
+        return self._grant
+
+    async def rotate(self, new: RefreshToken, now: datetime) -> None:
+        assert self._grant is not None, "no refresh token is held"
+        token = self._grant.token
+        stored = self._uow.refresh_tokens.rows[token.digest]
+        if token.spent_at is None:
+            stored.spent_at = now
+        else:
+            stored.respent = True
+        self._uow.sessions.rows[token.session_id].last_used_at = now
+        await self._uow.refresh_tokens.add(new)
+
+    async def end_session(self, now: datetime) -> None:
+        assert self._grant is not None, "no refresh token is held"
+        await self._uow.sessions.end(self._grant.session.id, now)
 
 
 class FakeHasher:

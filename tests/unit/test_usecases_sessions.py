@@ -3,6 +3,7 @@ and ending sessions, on in-memory fakes."""
 
 import dataclasses
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -34,6 +35,7 @@ from tests.unit.fakes import (
     FakeClock,
     FakeHasher,
     FakeReader,
+    FakeRefreshGrants,
     FakeThrottle,
     FakeTokens,
     FakeUoW,
@@ -65,6 +67,7 @@ class Auth:
     def __init__(self, *users: User, policy: SessionPolicy = POLICY) -> None:
         self.clock = FakeClock()
         self.uow = FakeUoW(users=users)
+        self.grants = FakeRefreshGrants(self.uow)
         self.hasher = FakeHasher()
         self.tokens = FakeTokens()
         self.policy = policy
@@ -76,7 +79,7 @@ class Auth:
         return await usecase.execute(Credentials(user.email.value, PASSWORD), user_agent)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        usecase = RefreshSession(self.uow, self.tokens, self.clock, self.policy)
+        usecase = RefreshSession(self.grants, self.tokens, self.clock, self.policy)
         return await usecase.execute(refresh_token)
 
     async def resolve(self, access_token: str) -> Caller:
@@ -370,6 +373,69 @@ async def test_refresh_refuses_a_deleted_user() -> None:
     with pytest.raises(InvalidRefreshToken):
         await auth.refresh(pair.refresh_token)
     assert len(auth.uow.refresh_tokens.rows) == 1
+
+
+def stored_rows(auth: Auth) -> tuple[dict[object, tuple[object, ...]], ...]:
+    """Every field of every stored user, session and refresh token (the
+    entities themselves compare by id or identity)."""
+    uow = auth.uow
+    return (
+        {key: dataclasses.astuple(row) for key, row in uow.users.rows.items()},
+        {key: dataclasses.astuple(row) for key, row in uow.sessions.rows.items()},
+        {key: dataclasses.astuple(row) for key, row in uow.refresh_tokens.rows.items()},
+    )
+
+
+async def _unknown(auth: Auth, user: User, pair: TokenPair) -> str:
+    return UNKNOWN_TOKEN
+
+
+async def _expired(auth: Auth, user: User, pair: TokenPair) -> str:
+    auth.clock.set(auth.refresh_row(pair.refresh_token).expires_at)
+    return pair.refresh_token
+
+
+async def _session_ended(auth: Auth, user: User, pair: TokenPair) -> str:
+    auth.session_of(pair).ended_at = auth.clock.now()
+    return pair.refresh_token
+
+
+async def _session_past_its_limit(auth: Auth, user: User, pair: TokenPair) -> str:
+    auth.session_of(pair).expires_at = auth.clock.now()
+    return pair.refresh_token
+
+
+async def _user_inactive(auth: Auth, user: User, pair: TokenPair) -> str:
+    auth.uow.users.stored(user.id).is_active = False
+    return pair.refresh_token
+
+
+async def _user_deleted(auth: Auth, user: User, pair: TokenPair) -> str:
+    await auth.uow.users.delete(user.id)
+    return pair.refresh_token
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [_unknown, _expired, _session_ended, _session_past_its_limit, _user_inactive, _user_deleted],
+    ids=lambda refused: refused.__name__.lstrip("_"),
+)
+async def test_a_refused_refresh_writes_nothing(
+    refused: Callable[[Auth, User, TokenPair], Awaitable[str]],
+) -> None:
+    user = a_user(email=ANN)
+    auth = Auth(user)
+    pair = await auth.login(user)
+    auth.clock.advance(minutes=1)
+    presented = await refused(auth, user, pair)
+    before, commits = stored_rows(auth), auth.uow.commits
+
+    with pytest.raises(InvalidRefreshToken):
+        await auth.refresh(presented)
+
+    assert stored_rows(auth) == before
+    assert auth.uow.commits == commits
+    assert auth.tokens.issued_to == [user.id]  # the login's only
 
 
 async def test_reuse_after_the_grace_window_ends_the_session_and_is_audited(

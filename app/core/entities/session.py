@@ -80,3 +80,13 @@ class RefreshToken:
 
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at
+
+    def may_be_spent_again(self, now: datetime, policy: SessionPolicy) -> bool:
+        """A spent token, presented within the reuse interval after it was
+        spent, and not spent again already: the second tab's refresh."""
+        return (
+            self.spent_at is not None
+            and not self.respent
+            and bool(policy.reuse_interval)
+            and now - self.spent_at <= policy.reuse_interval
+        )

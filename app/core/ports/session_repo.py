@@ -17,10 +17,6 @@ class SessionRepo(Protocol):
         """The user's live sessions, newest first."""
         ...
 
-    async def touch(self, session_id: ID, now: datetime) -> None:
-        """Records a refresh as the session's last use."""
-        ...
-
     async def end(self, session_id: ID, now: datetime) -> None:
         """Ends the session (if it has not ended already)."""
         ...
@@ -35,19 +31,10 @@ class SessionRepo(Protocol):
 
 
 class RefreshTokenRepo(Protocol):
-    """Refresh tokens by digest, inside a unit of work. Spending is atomic:
-    of any number of transactions spending one token at once, exactly one
-    succeeds."""
+    """Refresh tokens by digest, inside a unit of work: the login's new one,
+    the one a revocation looks up. Spending them is the refresh grant's
+    (RefreshGrants)."""
 
     async def add(self, token: RefreshToken) -> None: ...
 
     async def get(self, digest: str) -> RefreshToken | None: ...
-
-    async def spend(self, digest: str, now: datetime) -> bool:
-        """Marks the token spent at `now`; False if it was spent already."""
-        ...
-
-    async def spend_again(self, digest: str, spent_since: datetime) -> bool:
-        """Lets a spent token be spent one more time, if it was spent at or
-        after `spent_since` and has not been spent again; False otherwise."""
-        ...

@@ -20,6 +20,7 @@ from app.core.ports import (
     Clock,
     LoginThrottle,
     PasswordHasher,
+    RefreshGrants,
     RequestLimiter,
     TokenIssuer,
     UserReader,
@@ -62,6 +63,10 @@ async def get_reader(request: Request) -> UserReader:
     return services_of(request.app).reader
 
 
+async def get_refresh_grants(request: Request) -> RefreshGrants:
+    return services_of(request.app).refresh_grants
+
+
 async def get_hasher(request: Request) -> PasswordHasher:
     return services_of(request.app).hasher
 
@@ -102,6 +107,7 @@ async def get_database_ping(request: Request) -> Callable[[], Awaitable[None]]:
 
 UoWDep = Annotated[UserUnitOfWork, Depends(get_uow)]
 ReaderDep = Annotated[UserReader, Depends(get_reader)]
+RefreshGrantsDep = Annotated[RefreshGrants, Depends(get_refresh_grants)]
 HasherDep = Annotated[PasswordHasher, Depends(get_hasher)]
 TokensDep = Annotated[TokenIssuer, Depends(get_tokens)]
 ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
@@ -158,9 +164,9 @@ async def build_authenticate_user(
 
 
 async def build_refresh_session(
-    uow: UoWDep, tokens: TokensDep, clock: ClockDep, policy: SessionPolicyDep
+    grants: RefreshGrantsDep, tokens: TokensDep, clock: ClockDep, policy: SessionPolicyDep
 ) -> RefreshSession:
-    return RefreshSession(uow, tokens, clock, policy)
+    return RefreshSession(grants, tokens, clock, policy)
 
 
 async def build_revoke_token(uow: UoWDep, tokens: TokensDep, clock: ClockDep) -> RevokeToken:

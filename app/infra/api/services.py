@@ -9,6 +9,7 @@ from app.core.ports import (
     EmailSender,
     LoginThrottle,
     PasswordHasher,
+    RefreshGrants,
     RequestLimiter,
     TokenIssuer,
     UserReader,
@@ -23,6 +24,7 @@ class Services:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     reader: UserReader
+    refresh_grants: RefreshGrants
     hasher: PasswordHasher
     tokens: TokenIssuer
     throttle: LoginThrottle

@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 from app.core.entities import OneTimeToken, RefreshToken, Session, TokenPurpose, User
 from app.core.value_objects import ID, Email, HashedPassword, Name, Role
@@ -124,6 +124,44 @@ def to_refresh_token(row: RefreshTokenRecord) -> RefreshToken:
         spent_at=utc(row.spent_at) if row.spent_at else None,
         respent=bool(row.respent),
     )
+
+
+class UserTuple(NamedTuple):
+    """A UserRecord by position: the `users` columns in this order."""
+
+    id: uuid.UUID
+    email: str
+    name: str
+    hashed_password: str
+    role: str
+    is_active: bool
+    token_version: int
+    email_verified: bool
+    created_at: Any
+    updated_at: Any
+
+
+class SessionTuple(NamedTuple):
+    """A SessionRecord by position: the `sessions` columns in this order."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    created_at: Any
+    last_used_at: Any
+    expires_at: Any
+    ended_at: Any
+    user_agent: str | None
+
+
+class RefreshTokenTuple(NamedTuple):
+    """A RefreshTokenRecord by position: the `refresh_tokens` columns in this order."""
+
+    token_hash: str
+    session_id: uuid.UUID
+    issued_at: Any
+    expires_at: Any
+    spent_at: Any
+    respent: bool
 
 
 class OneTimeTokenRecord(Protocol):

@@ -7,7 +7,7 @@ import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
 from sqlalchemy import make_url, select
@@ -21,7 +21,7 @@ from app.infra.db.engine import (
     connection_trouble,
     read_only,
 )
-from app.infra.db.mapping import SessionRecord, UserRecord
+from app.infra.db.mapping import SessionRecord, SessionTuple, UserRecord, UserTuple
 from app.infra.db.models import sessions_table, users_table
 
 Rows = Mapping[uuid.UUID, tuple[UserRecord, SessionRecord]]
@@ -30,41 +30,18 @@ Rows = Mapping[uuid.UUID, tuple[UserRecord, SessionRecord]]
 RowsBySession = Callable[[list[uuid.UUID]], Awaitable[Rows]]
 
 
-class _UserRecord(NamedTuple):
-    id: uuid.UUID
-    email: str
-    name: str
-    hashed_password: str
-    role: str
-    is_active: bool
-    token_version: int
-    email_verified: bool
-    created_at: Any
-    updated_at: Any
-
-
-class _SessionRecord(NamedTuple):
-    id: uuid.UUID
-    user_id: uuid.UUID
-    created_at: Any
-    last_used_at: Any
-    expires_at: Any
-    ended_at: Any
-    user_agent: str | None
-
-
-_USER = len(_UserRecord._fields)
+_USER = len(UserTuple._fields)
 # The user's columns, then the session's, by position.
 _COLUMNS = ", ".join(
-    [f"u.{name}" for name in _UserRecord._fields] + [f"s.{name}" for name in _SessionRecord._fields]
+    [f"u.{name}" for name in UserTuple._fields] + [f"s.{name}" for name in SessionTuple._fields]
 )
 _FROM = "FROM sessions s JOIN users u ON u.id = s.user_id"
 _BY_IDS_SQL = f"SELECT {_COLUMNS} {_FROM} WHERE s.id = ANY($1::uuid[])"
 
 
 def _split(values: tuple[Any, ...]) -> tuple[uuid.UUID, tuple[UserRecord, SessionRecord]]:
-    session = _SessionRecord(*values[_USER:])
-    return session.id, (_UserRecord(*values[:_USER]), session)
+    session = SessionTuple(*values[_USER:])
+    return session.id, (UserTuple(*values[:_USER]), session)
 
 
 class AsyncpgRowsBySession:
@@ -191,8 +168,8 @@ class SqlRowsBySession:
     async def _fetch(self, ids: list[uuid.UUID]) -> Rows:
         query = (
             select(
-                *(users_table.c[name] for name in _UserRecord._fields),
-                *(sessions_table.c[name] for name in _SessionRecord._fields),
+                *(users_table.c[name] for name in UserTuple._fields),
+                *(sessions_table.c[name] for name in SessionTuple._fields),
             )
             .join_from(sessions_table, users_table, sessions_table.c.user_id == users_table.c.id)
             .where(sessions_table.c.id.in_(ids))

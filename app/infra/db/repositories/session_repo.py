@@ -5,7 +5,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.entities import RefreshToken, Session
 from app.core.value_objects import ID
-from app.infra.db.engine import rows_changed
 from app.infra.db.mapping import to_refresh_token, to_session, utc
 from app.infra.db.models import refresh_tokens_table, sessions_table
 
@@ -48,11 +47,6 @@ class SqlSessionRepo:
             .order_by(_S.created_at.desc(), _S.id.desc())
         )
         return [to_session(row) for row in rows]
-
-    async def touch(self, session_id: ID, now: datetime) -> None:
-        await self._db.execute(
-            update(sessions_table).where(_S.id == session_id.value).values(last_used_at=utc(now))
-        )
 
     async def end(self, session_id: ID, now: datetime) -> None:
         await self._db.execute(
@@ -103,25 +97,3 @@ class SqlRefreshTokenRepo:
             await self._db.execute(select(refresh_tokens_table).where(_R.token_hash == digest))
         ).one_or_none()
         return to_refresh_token(row) if row else None
-
-    async def spend(self, digest: str, now: datetime) -> bool:
-        # Conditional, checked by its row count: a concurrent spender waits for
-        # this row's lock, then finds it spent.
-        result = await self._db.execute(
-            update(refresh_tokens_table)
-            .where(_R.token_hash == digest, _R.spent_at.is_(None))
-            .values(spent_at=utc(now))
-        )
-        return rows_changed(result) == 1
-
-    async def spend_again(self, digest: str, spent_since: datetime) -> bool:
-        result = await self._db.execute(
-            update(refresh_tokens_table)
-            .where(
-                _R.token_hash == digest,
-                _R.spent_at >= utc(spent_since),
-                _R.respent.is_(False),
-            )
-            .values(respent=True)
-        )
-        return rows_changed(result) == 1
