@@ -6,12 +6,11 @@ from starlette.exceptions import HTTPException
 
 from app.core.dtos import Credentials, TokenPair
 from app.infra.api.dependencies import (
-    AuthenticateUserCase,
     CurrentCaller,
     LogoutAllCase,
     LogoutCase,
-    RefreshSessionCase,
     RevokeTokenCase,
+    TokenGrantsDep,
 )
 from app.infra.api.errors import OAuthError
 from app.infra.api.schemas.auth import TokenResponse
@@ -88,8 +87,7 @@ _REVOKE_FORM: dict[str, Any] = {
 async def issue_token(
     request: Request,
     response: Response,
-    login: AuthenticateUserCase,
-    refresh: RefreshSessionCase,
+    grants: TokenGrantsDep,
 ) -> TokenResponse:
     # Parsed by hand so that every failure, a missing field included, answers
     # in the RFC 6749 shape rather than FastAPI's 422.
@@ -101,11 +99,13 @@ async def issue_token(
         if not username or not password:
             raise OAuthError("invalid_request", "username and password are required")
         user_agent = request.headers.get("user-agent")
+        login = await grants.password()
         pair = await login.execute(Credentials(username, password), user_agent)
     elif grant_type == "refresh_token":
         refresh_token = _field(form, "refresh_token")
         if not refresh_token:
             raise OAuthError("invalid_request", "refresh_token is required")
+        refresh = await grants.refresh()
         pair = await refresh.execute(refresh_token)
     else:
         raise OAuthError(
