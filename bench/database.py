@@ -3,6 +3,7 @@
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,13 +16,23 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.config import DatabaseSettings, Settings, async_driver_url
 from app.core.value_objects.id import ID
 from app.core.value_objects.page_cursor import PageCursor
-from app.infra.db.models import users_table
+from app.infra.db.models import (
+    mail_cooldowns_table,
+    mail_requests_table,
+    outbox_table,
+    users_table,
+)
 from bench.procs import REPO_ROOT, BenchError, child_env, run_checked
 
 BENCH_DB_URL_ENV = "BENCH_DB_URL"
 # The server --scale-compare creates its scratch databases on, when BENCH_DB_URL is unset.
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 _USERS: Table = users_table
+_MAIL_BY_ADDRESS: tuple[tuple[Table, str], ...] = (
+    (mail_requests_table, "email"),
+    (mail_cooldowns_table, "email"),
+    (outbox_table, "to_email"),
+)
 
 
 @dataclass(frozen=True)
@@ -196,23 +207,27 @@ async def _deep_position(url: str, fraction: float) -> DeepPosition:
     return DeepPosition(users, offset, PageCursor(_utc(row.created_at), ID(row.id)).encode())
 
 
-def delete_users(database: Database, emails: list[str]) -> int:
+def delete_users(database: Database, emails: list[str], others: Sequence[str] = ()) -> int:
     """Removes the benchmark's own accounts from a database that outlives the run.
 
     SQL rather than the API: the service refuses to delete the last admin, and
     a bearer token of the run may have lost its session to later logins. Their
-    sessions and refresh tokens go with them (ON DELETE CASCADE).
+    sessions and refresh tokens go with them (ON DELETE CASCADE); the mail
+    asked for them and for `others` (addresses of no account) goes too, so no
+    backlog of recorded requests keeps the next run's service busy.
     """
-    return asyncio.run(_delete_users(database.url, emails))
+    return asyncio.run(_delete_users(database.url, emails, [*emails, *others]))
 
 
-async def _delete_users(url: str, emails: list[str]) -> int:
+async def _delete_users(url: str, emails: list[str], addresses: list[str]) -> int:
     engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:
             if engine.dialect.name == "sqlite":  # SQLite enforces the cascade only when asked
                 await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
             result = await connection.execute(delete(_USERS).where(_USERS.c.email.in_(emails)))
+            for table, column in _MAIL_BY_ADDRESS:
+                await connection.execute(delete(table).where(table.c[column].in_(addresses)))
             return int(result.rowcount)
     finally:
         await engine.dispose()
