@@ -1,6 +1,7 @@
 """Builders that integration tests share: users, sessions, refresh tokens,
 one-time tokens and mail with every field chosen."""
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -136,7 +137,7 @@ async def store_session(
         await uow.sessions.add(session)
         if ended_at is not None:
             await uow.sessions.end(session.id, ended_at)
-            session.ended_at = ended_at
+            session = dataclasses.replace(session, ended_at=ended_at)
         await uow.commit()
     return session
 

@@ -125,7 +125,7 @@ async def test_a_hold_finds_the_token_its_session_and_its_user(
     grants: RefreshGrants, clean_engine: AsyncEngine, ann: User
 ) -> None:
     session = a_session(ann, created_at=later(0.000001))
-    session.last_used_at = later(30.000002)
+    session = dataclasses.replace(session, last_used_at=later(30.000002))
     token = a_token(session, issued_at=later(30.000002))
     await save_sessions(clean_engine, session)
     await save_tokens(clean_engine, token, a_token(session))
@@ -179,7 +179,7 @@ async def test_rotating_an_unspent_token_spends_it_touches_its_session_and_store
     assert token_fields(await stored_token(clean_engine, token)) == token_fields(
         dataclasses.replace(token, spent_at=now)
     )
-    session.last_used_at = now
+    session = dataclasses.replace(session, last_used_at=now)
     assert session_fields(await stored_session(clean_engine, session)) == session_fields(session)
     assert token_fields(await stored_token(clean_engine, new)) == token_fields(new)
     assert session_fields(await stored_session(clean_engine, other)) == session_fields(other)
@@ -213,7 +213,7 @@ async def test_ending_the_session_ends_the_tokens_session_only(
     async with grants.hold(token.digest) as held:
         await held.end_session(later(30.000001))
 
-    session.ended_at = later(30.000001)
+    session = dataclasses.replace(session, ended_at=later(30.000001))
     assert session_fields(await stored_session(clean_engine, session)) == session_fields(session)
     assert token_fields(await stored_token(clean_engine, token)) == token_fields(token)
     assert session_fields(await stored_session(clean_engine, other)) == session_fields(other)

@@ -3,6 +3,7 @@ unit of work the app uses; and every row source of the reader against them.
 What a refresh writes (a token spent, the session's last use) is the refresh
 grant's: tests/integration/test_refresh_grants.py."""
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
@@ -77,7 +78,7 @@ async def test_add_then_get_round_trips_every_field(
     clean_engine: AsyncEngine, ann: User, user_agent: str | None
 ) -> None:
     session = a_session(ann, created_at=T0, user_agent=user_agent)
-    session.last_used_at = later(61.000001)
+    session = dataclasses.replace(session, last_used_at=later(61.000001))
     await save_sessions(clean_engine, session)
 
     stored = await load_session(clean_engine, session)
@@ -302,7 +303,7 @@ async def test_the_reader_answers_what_the_repositories_read(
     reader: BatchedUserReader, clean_engine: AsyncEngine, ann: User, bob: User
 ) -> None:
     with_agent = a_session(ann, created_at=later(0.000001))
-    with_agent.last_used_at = later(30.000002)  # refreshed since
+    with_agent = dataclasses.replace(with_agent, last_used_at=later(30.000002))  # refreshed since
     without_agent = a_session(bob, created_at=later(1.5), user_agent=None)
     await save_sessions(clean_engine, with_agent, without_agent)
 

@@ -2,6 +2,7 @@
 source against the repositories on both backends."""
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -149,8 +150,10 @@ async def test_each_caller_gets_its_own_entities() -> None:
     assert one is not None
     assert two is not None
     one[0].rename(Name("Changed"), later(1))
-    one[1].ended_at = later(1)
     assert two[0].name == Name("Ann")
+    # The session is shared, and no caller can change it for the others.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        one[1].ended_at = later(1)  # type: ignore[misc]
     assert two[1].ended_at is None
 
 

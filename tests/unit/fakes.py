@@ -140,12 +140,12 @@ class InMemorySessionRepo:
     async def end(self, session_id: ID, now: datetime) -> None:
         session = self.rows.get(session_id)
         if session is not None and session.ended_at is None:
-            session.ended_at = now
+            self.rows[session_id] = dataclasses.replace(session, ended_at=now)
 
     async def end_all(self, user_id: ID, now: datetime) -> None:
-        for session in self.rows.values():
+        for key, session in self.rows.items():
             if session.user_id == user_id and session.ended_at is None:
-                session.ended_at = now
+                self.rows[key] = dataclasses.replace(session, ended_at=now)
 
     async def end_beyond(self, user_id: ID, keep: int, now: datetime) -> None:
         for session in (await self.list_live(user_id, now))[keep:]:
@@ -401,7 +401,10 @@ class _FakeHeld:
             stored.spent_at = now
         else:
             stored.respent = True
-        self._uow.sessions.rows[token.session_id].last_used_at = now
+        sessions = self._uow.sessions.rows
+        sessions[token.session_id] = dataclasses.replace(
+            sessions[token.session_id], last_used_at=now
+        )
         await self._uow.refresh_tokens.add(new)
 
     async def end_session(self, now: datetime) -> None:

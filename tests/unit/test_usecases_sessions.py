@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -97,6 +98,11 @@ class Auth:
 
     def session_of(self, pair: TokenPair) -> Session:
         return self.session(self.session_id(pair))
+
+    def change_session(self, session_id: ID, **changes: Any) -> None:
+        """As another transaction would change the row (a Session is frozen)."""
+        rows = self.uow.sessions.rows
+        rows[session_id] = dataclasses.replace(rows[session_id], **changes)
 
     def refresh_row(self, refresh_token: str) -> RefreshToken:
         return self.uow.refresh_tokens.rows[_digest(refresh_token)]
@@ -193,7 +199,7 @@ async def test_ended_sessions_do_not_count_against_the_cap() -> None:
     first = await auth.login(user)
     auth.clock.advance(1)
     second = await auth.login(user)
-    auth.session_of(first).ended_at = auth.clock.now()  # logged out
+    auth.change_session(auth.session_id(first), ended_at=auth.clock.now())  # logged out
     auth.clock.advance(1)
     third = await auth.login(user)
     assert auth.live(user) == {auth.session_id(second), auth.session_id(third)}
@@ -246,7 +252,7 @@ async def test_resolve_refuses_a_token_of_an_ended_session() -> None:
     auth = Auth(user)
     pair = await auth.login(user)
     assert await auth.resolve(pair.access.token)
-    auth.session_of(pair).ended_at = auth.clock.now()
+    auth.change_session(auth.session_id(pair), ended_at=auth.clock.now())
     with pytest.raises(InvalidToken):
         await auth.resolve(pair.access.token)
 
@@ -337,7 +343,7 @@ async def test_refresh_refuses_a_token_of_an_ended_session() -> None:
     user = a_user(email=ANN)
     auth = Auth(user)
     pair = await auth.login(user)
-    auth.session_of(pair).ended_at = auth.clock.now()
+    auth.change_session(auth.session_id(pair), ended_at=auth.clock.now())
     with pytest.raises(InvalidRefreshToken):
         await auth.refresh(pair.refresh_token)
     assert len(auth.uow.refresh_tokens.rows) == 1
@@ -349,7 +355,7 @@ async def test_refresh_refuses_a_session_past_its_absolute_limit() -> None:
     auth = Auth(user)
     pair = await auth.login(user)
     now = auth.clock.advance(minutes=5)
-    auth.session_of(pair).expires_at = now  # the token itself has not expired
+    auth.change_session(auth.session_id(pair), expires_at=now)  # the token itself has not expired
     with pytest.raises(InvalidRefreshToken):
         await auth.refresh(pair.refresh_token)
     assert len(auth.uow.refresh_tokens.rows) == 1
@@ -396,12 +402,12 @@ async def _expired(auth: Auth, user: User, pair: TokenPair) -> str:
 
 
 async def _session_ended(auth: Auth, user: User, pair: TokenPair) -> str:
-    auth.session_of(pair).ended_at = auth.clock.now()
+    auth.change_session(auth.session_id(pair), ended_at=auth.clock.now())
     return pair.refresh_token
 
 
 async def _session_past_its_limit(auth: Auth, user: User, pair: TokenPair) -> str:
-    auth.session_of(pair).expires_at = auth.clock.now()
+    auth.change_session(auth.session_id(pair), expires_at=auth.clock.now())
     return pair.refresh_token
 
 
@@ -638,7 +644,7 @@ async def test_list_sessions_answers_the_live_ones_newest_first_marking_the_curr
     current = await a_session(auth.uow, ann, T0 + timedelta(minutes=10))
     newest = await a_session(auth.uow, ann, T0 + timedelta(minutes=20))
     ended = await a_session(auth.uow, ann, T0 + timedelta(minutes=30))
-    auth.session(ended.id).ended_at = T0 + timedelta(minutes=40)
+    auth.change_session(ended.id, ended_at=T0 + timedelta(minutes=40))
     await a_session(auth.uow, ann, T0 - POLICY.max_lifetime)  # past its limit at T0
     await a_session(auth.uow, bob, T0 + timedelta(minutes=5))
     auth.clock.set(T0 + timedelta(hours=1))
@@ -683,7 +689,7 @@ async def test_end_session_treats_an_ended_session_as_not_found() -> None:
     user = a_user(email=ANN)
     auth = Auth(user)
     mine, old = await a_session(auth.uow, user), await a_session(auth.uow, user)
-    auth.session(old.id).ended_at = T0
+    auth.change_session(old.id, ended_at=T0)
     auth.clock.advance(minutes=1)
     with pytest.raises(SessionNotFound):
         await EndSession(auth.uow, auth.clock).execute(caller(user, mine), old.id)

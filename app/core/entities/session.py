@@ -25,10 +25,12 @@ class SessionPolicy:
     max_per_user: int
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class Session:
     """One login of a user, on one device: its access and refresh tokens
-    carry its id, and ending it stops them all at once."""
+    carry its id, and ending it stops them all at once. A record of the
+    row, never changed in place (the repository ends it), so every request
+    reading one session may share it."""
 
     id: ID
     user_id: ID
