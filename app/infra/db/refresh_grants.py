@@ -4,7 +4,7 @@ PostgreSQL, SQLAlchemy Core anywhere else (SQLite).
 A refresh is the hottest write the service has, and through the unit of work
 (an ORM session, statements built per call, a pooled connection pinged and
 reset) most of its cost was SQLAlchemy's, not the database's (make bench:
-277 refreshes/s through it, about 1,200 here). Here it is one short
+277 refreshes/s through it, 1,500-1,600 now). Here it is one short
 transaction: the token joined with its session and user, the token's row
 locked (`FOR UPDATE OF`; on SQLite the write lock that `BEGIN IMMEDIATE`
 takes), then either the rotation (the spend, the session's last use and the
