@@ -545,7 +545,7 @@ class FakeTokens:
 
     def __init__(self, expires_in: int = 1800) -> None:
         self.expires_in = expires_in
-        self.claims: dict[str, TokenClaims] = {}
+        self.claims: dict[str, tuple[str, int, str]] = {}
         self.issued_to: list[ID] = []
 
     def issue(self, user: User, session_id: ID) -> AccessToken:
@@ -557,13 +557,15 @@ class FakeTokens:
         """A token that reads as these claims, as if signed by us."""
         token = f"token-{len(self.claims)}"
         sid = session_id if session_id is not None else str(ID.new())
-        self.claims[token] = TokenClaims(subject, token_version, sid)
+        self.claims[token] = (subject, token_version, sid)
         return token
 
     def read(self, token: str) -> TokenClaims:
+        """As the real issuer reads: claims that are not ids are an invalid token."""
         try:
-            return self.claims[token]
-        except KeyError:
+            subject, token_version, sid = self.claims[token]
+            return TokenClaims(ID.parse(subject), token_version, ID.parse(sid))
+        except (KeyError, ValueError):
             raise InvalidToken() from None
 
 

@@ -90,7 +90,7 @@ def test_issued_token_reads_back_as_its_claims() -> None:
     user, session_id = a_user(token_version=7), ID.new()
     issuer = _issuer()
     claims = issuer.read(issuer.issue(user, session_id).token)
-    assert claims == TokenClaims(subject=str(user.id), token_version=7, session_id=str(session_id))
+    assert claims == TokenClaims(subject=user.id, token_version=7, session_id=session_id)
 
 
 def test_issued_token_carries_the_documented_claims() -> None:
@@ -135,13 +135,13 @@ def test_other_allowed_algorithms_round_trip(algorithm: str) -> None:
     issuer, user = _issuer(algorithm), a_user()
     token = issuer.issue(user, SESSION_ID).token
     assert jwt.get_unverified_header(token)["alg"] == algorithm
-    assert issuer.read(token).subject == str(user.id)
+    assert issuer.read(token).subject == user.id
 
 
 def test_token_made_by_hand_like_ours_is_accepted() -> None:
     user = a_user()
     token = _hand_made({"alg": "HS256", "typ": "JWT"}, _claims(user))
-    assert _issuer().read(token).subject == str(user.id)
+    assert _issuer().read(token).subject == user.id
 
 
 # Expiry and signatures
@@ -245,10 +245,17 @@ def test_token_with_a_non_string_session_id_is_refused(session_id: object) -> No
     _refused(jwt.encode(_claims(a_user(), sid=session_id), SECRET, algorithm="HS256"))
 
 
+@pytest.mark.parametrize("claim", ["sub", "sid"])
+@pytest.mark.parametrize("value", ["", "1", "not-a-uuid", "' OR 1=1 --", "\x00"])
+def test_token_whose_subject_or_session_is_not_an_id_is_refused(claim: str, value: str) -> None:
+    """Signed by us all the same: read once into ids, and refused if they are not."""
+    _refused(jwt.encode(_claims(a_user(), **{claim: value}), SECRET, algorithm="HS256"))
+
+
 def test_hand_made_sid_reads_back_as_the_session_id() -> None:
     session_id = ID.new()
     token = jwt.encode(_claims(a_user(), sid=str(session_id)), SECRET, algorithm="HS256")
-    assert _issuer().read(token).session_id == str(session_id)
+    assert _issuer().read(token).session_id == session_id
 
 
 @pytest.mark.parametrize("exp", ["tomorrow", None, [1], {"at": 1}])
@@ -261,7 +268,7 @@ def test_issuer_is_set_and_enforced_when_configured() -> None:
     with_iss = _issuer(issuer=ISSUER)
     token = with_iss.issue(user, SESSION_ID).token
     assert jwt.get_unverified_claims(token)["iss"] == ISSUER
-    assert with_iss.read(token).subject == str(user.id)
+    assert with_iss.read(token).subject == user.id
     _refused(_issuer().issue(user, SESSION_ID).token, with_iss)
     _refused(_issuer(issuer="https://elsewhere.test").issue(user, SESSION_ID).token, with_iss)
 
@@ -271,7 +278,7 @@ def test_audience_is_set_and_enforced_when_configured() -> None:
     with_aud = _issuer(audience=AUDIENCE)
     token = with_aud.issue(user, SESSION_ID).token
     assert jwt.get_unverified_claims(token)["aud"] == AUDIENCE
-    assert with_aud.read(token).subject == str(user.id)
+    assert with_aud.read(token).subject == user.id
     _refused(_issuer().issue(user, SESSION_ID).token, with_aud)
     _refused(_issuer(audience="another-service").issue(user, SESSION_ID).token, with_aud)
 
@@ -279,7 +286,7 @@ def test_audience_is_set_and_enforced_when_configured() -> None:
 def test_issuer_and_audience_together() -> None:
     user = a_user()
     both = _issuer(issuer=ISSUER, audience=AUDIENCE)
-    assert both.read(both.issue(user, SESSION_ID).token).subject == str(user.id)
+    assert both.read(both.issue(user, SESSION_ID).token).subject == user.id
     _refused(_issuer(issuer=ISSUER).issue(user, SESSION_ID).token, both)
     _refused(_issuer(audience=AUDIENCE).issue(user, SESSION_ID).token, both)
 
@@ -315,7 +322,7 @@ def test_correctly_signed_token_just_under_the_limit_is_read() -> None:
     pad = "x" * ((MAX_TOKEN_LENGTH - bare) * 3 // 4 - 3)
     token = jwt.encode(_claims(user, pad=pad), SECRET, algorithm="HS256")
     assert MAX_TOKEN_LENGTH - 8 <= len(token) <= MAX_TOKEN_LENGTH
-    assert _issuer().read(token).subject == str(user.id)
+    assert _issuer().read(token).subject == user.id
 
 
 @pytest.mark.parametrize(

@@ -764,7 +764,7 @@ async def test_a_verified_user_gets_a_session_when_verification_is_required() ->
     pair = await _login(uow, tokens, require_verified_email=True).execute(
         Credentials(ANN, PASSWORD)
     )
-    assert tokens.read(pair.access.token).subject == str(user.id)
+    assert tokens.read(pair.access.token).subject == user.id
     assert len(uow.sessions.rows) == 1
 
 

@@ -223,9 +223,9 @@ async def test_authenticate_issues_a_token_pair_for_the_right_password() -> None
     login = Login(user)
     pair = await login.usecase.execute(Credentials(ANN, PASSWORD))
     claims = login.tokens.read(pair.access.token)
-    assert claims.subject == str(user.id)
+    assert claims.subject == user.id
     [session] = login.uow.sessions.rows.values()
-    assert claims.session_id == str(session.id)
+    assert claims.session_id == session.id
     assert session.user_id == user.id
     assert pair.refresh_token
     assert pair.access.expires_in == login.tokens.expires_in
@@ -238,7 +238,7 @@ async def test_authenticate_normalises_the_username() -> None:
     user = a_user(email=ANN)
     login = Login(user)
     token = await login("  Ann@EXAMPLE.com ")
-    assert login.tokens.read(token).subject == str(user.id)
+    assert login.tokens.read(token).subject == user.id
     assert login.throttle.resets == [ANN]
 
 

@@ -91,7 +91,7 @@ class Auth:
         await RevokeToken(self.uow, self.tokens, self.clock).execute(token)
 
     def session_id(self, pair: TokenPair) -> ID:
-        return ID.parse(self.tokens.read(pair.access.token).session_id)
+        return self.tokens.read(pair.access.token).session_id
 
     def session(self, session_id: ID) -> Session:
         return self.uow.sessions.rows[session_id]
@@ -127,7 +127,7 @@ async def test_login_starts_a_live_session_of_the_user_keeping_its_user_agent() 
     assert session.expires_at == T0 + POLICY.max_lifetime
     assert session.ended_at is None
     assert session.user_agent == "Firefox/128"
-    assert auth.tokens.read(pair.access.token).session_id == str(session.id)
+    assert auth.tokens.read(pair.access.token).session_id == session.id
     assert auth.uow.committed
 
 

@@ -23,11 +23,13 @@ class TokenPair:
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
-    """What the core needs from a verified access token."""
+    """What the core needs from a verified access token: its user (`sub`) and
+    session (`sid`), already ids, since a token's claims are read once and
+    remembered while its requests are many."""
 
-    subject: str
+    subject: ID
     token_version: int
-    session_id: str
+    session_id: ID
 
 
 @dataclass(frozen=True, slots=True)

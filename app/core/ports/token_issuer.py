@@ -11,5 +11,6 @@ class TokenIssuer(Protocol):
         ...
 
     def read(self, token: str) -> TokenClaims:
-        """Raises InvalidToken for anything not issued by us, expired or of another type."""
+        """Raises InvalidToken for anything not issued by us, expired, of
+        another type, or whose subject or session is not an id."""
         ...

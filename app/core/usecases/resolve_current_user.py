@@ -1,7 +1,6 @@
 from app.core.dtos import Caller, UserDTO
 from app.core.exceptions import InvalidToken, Unauthenticated
 from app.core.ports import Clock, TokenIssuer, UserReader
-from app.core.value_objects import ID
 
 
 class ResolveCurrentUser:
@@ -21,10 +20,7 @@ class ResolveCurrentUser:
         if not token:
             raise Unauthenticated()
         claims = self._tokens.read(token)
-        try:
-            user_id, session_id = ID.parse(claims.subject), ID.parse(claims.session_id)
-        except ValueError:
-            raise InvalidToken() from None
+        user_id, session_id = claims.subject, claims.session_id
         found = await self._users.get_with_session(session_id)
         if found is None:
             raise InvalidToken()

@@ -33,6 +33,6 @@ class RevokeToken:
 
     def _session_of_access_token(self, token: str) -> ID | None:
         try:
-            return ID.parse(self._tokens.read(token).session_id)
-        except (InvalidToken, ValueError):
+            return self._tokens.read(token).session_id
+        except InvalidToken:
             return None

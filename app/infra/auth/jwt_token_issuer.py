@@ -103,5 +103,9 @@ class JwtTokenIssuer:
             raise InvalidToken()
         if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
             raise InvalidToken()
-        claimed = TokenClaims(subject=claims["sub"], token_version=version, session_id=session_id)
+        try:
+            user_id, session = ID.parse(claims["sub"]), ID.parse(session_id)
+        except ValueError:
+            raise InvalidToken() from None
+        claimed = TokenClaims(subject=user_id, token_version=version, session_id=session)
         return claimed, expires_at
