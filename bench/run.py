@@ -12,9 +12,12 @@
     make bench-scale BENCH_ARGS="--sizes 1000,100000 --duration 10"
 
 The service runs as in production (ENV=prod, one uvicorn worker, no reload, no
-access log, LOG_LEVEL=WARNING, bcrypt 12 rounds) pinned to one core, wrk to
-another. The table and bench/results/<timestamp>.json (and latest.json; for
---scale-compare scale-<timestamp>.json and scale-latest.json) hold the figures.
+access log, LOG_LEVEL=WARNING, bcrypt 12 rounds, mail over SMTP to the bench's
+own sink) pinned to one core, wrk to another. The standard run also serves the
+commit before sessions (--baseline, a git worktree; "none" skips it) for
+GET /users/me, and a bare FastAPI app for the refresh grant. The table and
+bench/results/<timestamp>.json (and latest.json; for --scale-compare
+scale-<timestamp>.json and scale-latest.json) hold the figures.
 Exit status: 0 when the run measured something meaningful, even if a target is
 missed; 1 when something broke (a server did not start or died, requests
 failed, a tool is missing); 130 on Ctrl-C.
