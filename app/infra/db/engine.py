@@ -1,7 +1,7 @@
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import CursorResult, Result, event
+from sqlalchemy import CursorResult, Result, event, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -72,6 +72,26 @@ def asyncpg_connect_args(settings: Settings) -> dict[str, Any]:
         # the cache on, asyncpg's default size (100) applies.
         args["statement_cache_size"] = 0
     return args
+
+
+async def open_asyncpg_pool(settings: Settings, connections: int) -> "asyncpg.Pool[Any]":
+    """A small asyncpg pool of its own, beside the engine's, for a hot path
+    that uses the driver directly (the batched reader, the refresh grant).
+    Its users leave no session state behind (no open transaction, SET, LISTEN
+    or advisory lock), so connections go back without asyncpg's reset query,
+    a round trip per use."""
+    url = make_url(settings.database_url).set(drivername="postgresql")
+    return await asyncpg.create_pool(
+        url.render_as_string(hide_password=False),
+        min_size=0,
+        max_size=connections,
+        reset=_nothing_to_reset,
+        **asyncpg_connect_args(settings),
+    )
+
+
+async def _nothing_to_reset(_: asyncpg.Connection) -> None:
+    pass
 
 
 def _connect_or_unavailable(

@@ -19,13 +19,13 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import bindparam, insert, make_url, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
 from app.core.entities import RefreshToken
 from app.core.ports import RefreshGrant
-from app.infra.db.engine import DatabaseUnavailable, asyncpg_connect_args, connection_trouble
+from app.infra.db.engine import DatabaseUnavailable, connection_trouble, open_asyncpg_pool
 from app.infra.db.mapping import (
     RefreshTokenTuple,
     SessionTuple,
@@ -83,24 +83,15 @@ _END_SQL = "UPDATE sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL
 
 
 class AsyncpgRefreshGrants:
-    """Prepared statements on a small asyncpg pool of its own. Its connections
-    end every use with the transaction closed, so they go back to the pool
-    without asyncpg's reset query (a round trip per use)."""
+    """Prepared statements on a small asyncpg pool of its own
+    (`open_asyncpg_pool`): every use ends with its transaction closed."""
 
     def __init__(self, pool: "asyncpg.Pool[Any]") -> None:
         self._pool = pool
 
     @classmethod
     async def open(cls, settings: Settings, connections: int) -> "AsyncpgRefreshGrants":
-        url = make_url(settings.database_url).set(drivername="postgresql")
-        pool = asyncpg.create_pool(
-            url.render_as_string(hide_password=False),
-            min_size=0,
-            max_size=connections,
-            reset=_nothing_to_reset,
-            **asyncpg_connect_args(settings),
-        )
-        return cls(await pool)
+        return cls(await open_asyncpg_pool(settings, connections))
 
     @asynccontextmanager
     async def hold(self, digest: str) -> AsyncIterator["_AsyncpgHeld"]:
@@ -141,10 +132,6 @@ class _AsyncpgHeld:
 
     async def end_session(self, now: datetime) -> None:
         await self._db.execute(_END_SQL, _held(self._grant).session.id.value, utc(now))
-
-
-async def _nothing_to_reset(_: asyncpg.Connection) -> None:
-    pass
 
 
 # --- SQLite and the rest: SQLAlchemy Core --------------------------------------

@@ -10,15 +10,15 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import make_url, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.infra.db.engine import (
     DatabaseUnavailable,
-    asyncpg_connect_args,
     connection_trouble,
+    open_asyncpg_pool,
     read_only,
 )
 from app.infra.db.mapping import SessionRecord, SessionTuple, UserRecord, UserTuple
@@ -45,26 +45,15 @@ def _split(values: tuple[Any, ...]) -> tuple[uuid.UUID, tuple[UserRecord, Sessio
 
 
 class AsyncpgRowsBySession:
-    """One prepared `... WHERE s.id = ANY($1)` on a small asyncpg pool of its own.
-
-    Connections only ever run this SELECT, so they are returned to the pool
-    without asyncpg's reset query (a round trip per use).
-    """
+    """One prepared `... WHERE s.id = ANY($1)` on a small asyncpg pool of its
+    own (`open_asyncpg_pool`): its connections only ever run this SELECT."""
 
     def __init__(self, pool: "asyncpg.Pool[Any]") -> None:
         self._pool = pool
 
     @classmethod
     async def open(cls, settings: Settings, connections: int) -> "AsyncpgRowsBySession":
-        url = make_url(settings.database_url).set(drivername="postgresql")
-        pool = asyncpg.create_pool(
-            url.render_as_string(hide_password=False),
-            min_size=0,
-            max_size=connections,
-            reset=_keep_session,
-            **asyncpg_connect_args(settings),
-        )
-        return cls(await pool)
+        return cls(await open_asyncpg_pool(settings, connections))
 
     async def __call__(self, ids: list[uuid.UUID]) -> Rows:
         try:
@@ -90,10 +79,6 @@ class AsyncpgRowsBySession:
 
     async def close(self) -> None:
         await self._pool.close()
-
-
-async def _keep_session(_: asyncpg.Connection) -> None:
-    pass
 
 
 class SqliteRowsBySession:
