@@ -94,6 +94,8 @@ class Settings(DatabaseSettings):
     CORS_ORIGINS: Annotated[list[str], NoDecode] = []
     DOCS_ENABLED: bool = True
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    METRICS_ENABLED: bool = False
+    METRICS_TOKEN: str | None = Field(default=None, min_length=16, repr=False)
 
     @field_validator("CORS_ORIGINS", mode="before")
     @classmethod
@@ -111,6 +113,7 @@ class Settings(DatabaseSettings):
         "SMTP_HOST",
         "SMTP_USER",
         "SMTP_PASSWORD",
+        "METRICS_TOKEN",
         mode="before",
     )
     @classmethod

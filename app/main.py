@@ -13,6 +13,7 @@ from app.infra.api.docs import add_docs
 from app.infra.api.errors import register_error_handlers
 from app.infra.api.request_context import RequestContextMiddleware
 from app.infra.api.routers import auth, health, recovery, sessions, users
+from app.infra.api.routers.metrics import metrics_router, sample_periodically
 from app.infra.api.services import Services
 from app.infra.auth.jwt_token_issuer import JwtTokenIssuer
 from app.infra.clock import SystemClock
@@ -28,6 +29,7 @@ from app.infra.db.engine import create_engine, create_sessionmaker
 from app.infra.db.login_throttle import SqlLoginThrottle
 from app.infra.db.refresh_grants import open_refresh_grants
 from app.infra.db.user_reader import open_user_reader
+from app.infra.metrics import Metrics
 from app.infra.security.bcrypt_hasher import BcryptPasswordHasher
 from app.logger import configure_logging
 
@@ -45,11 +47,14 @@ LOGIN_PURGE_SECONDS = 300
 MAIL_POLL_SECONDS = 1.0
 # How often each process deletes expired sessions, tokens and sent mail.
 HOUSEKEEPING_SECONDS = 600
+# How often each process samples its gauges (hash queue, pool) for scrapes.
+METRICS_SAMPLE_SECONDS = 1.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.LOG_LEVEL, json_lines=settings.ENV == "prod")
+    metrics = Metrics() if settings.METRICS_ENABLED else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,7 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         clock = SystemClock()
         hasher = BcryptPasswordHasher(
-            settings.BCRYPT_ROUNDS, settings.HASH_WORKERS, settings.HASH_QUEUE_TIMEOUT_SECONDS
+            settings.BCRYPT_ROUNDS,
+            settings.HASH_WORKERS,
+            settings.HASH_QUEUE_TIMEOUT_SECONDS,
+            on_wait=metrics.hash_waited if metrics else None,
         )
         sessionmaker = create_sessionmaker(engine)
         reader = await open_user_reader(settings, engine, READER_CONNECTIONS)
@@ -93,12 +101,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limiter=recovery_limiter(settings, sessionmaker, clock),
             mail=dispatcher,
             mail_sender=sender,
+            metrics=metrics,
         )
         purge_every = min(settings.LOGIN_LOCKOUT_SECONDS, LOGIN_PURGE_SECONDS)
         purger = asyncio.create_task(throttle.purge_periodically(purge_every))
         mailer = asyncio.create_task(dispatcher.run_forever(MAIL_POLL_SECONDS))
         cleaner = housekeeping(settings, sessionmaker, clock)
         sweeper = asyncio.create_task(cleaner.purge_periodically(HOUSEKEEPING_SECONDS))
+        tasks = [purger, mailer, sweeper]
+        if metrics:
+            metrics.start()
+            services = app.state.services
+            tasks.append(
+                asyncio.create_task(sample_periodically(services, metrics, METRICS_SAMPLE_SECONDS))
+            )
         # Everything made so far lives as long as the process: keep it out of
         # the cyclic collector's full passes, which otherwise stall the event
         # loop for tens of milliseconds under load (garbage is collected first).
@@ -107,9 +123,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            purger.cancel()
-            mailer.cancel()
-            sweeper.cancel()
+            for task in tasks:
+                task.cancel()
+            if metrics:
+                metrics.close()
             hasher.close()
             await reader.close()
             await refresh_grants.close()
@@ -134,6 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_error_handlers(app)
     for router in (users.router, sessions.router, auth.router, recovery.router, health.router):
         app.include_router(router)
+    if metrics:
+        app.include_router(metrics_router(metrics, settings.METRICS_TOKEN))
     # Innermost: everything below applies to the fast path as to any route.
     app.add_middleware(CurrentUserFastPath)
     if settings.CORS_ORIGINS:
@@ -145,5 +164,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Location", "Retry-After", "WWW-Authenticate", "X-Request-ID"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

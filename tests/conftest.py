@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.config import Settings, async_driver_url
 from app.infra.db.engine import create_engine
+from app.logger import AccessEntry, JsonFormatter, ReadableFormatter, configure_logging
+from app.logger import writer as log_writer
 from app.main import create_app
 
 # Tests must not depend on a developer's .env or environment.
@@ -170,3 +172,38 @@ async def app(settings: Settings, clean_engine: AsyncEngine) -> AsyncIterator[Fa
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http:
         yield http
+
+
+class Logged:
+    """What reached the log writer during a test: access entries (formatted
+    by the writer, so not in caplog) and formatted records."""
+
+    def __init__(self) -> None:
+        self.lines: list[str | AccessEntry] = []
+
+    def access(self) -> list[AccessEntry]:
+        return [line for line in self.lines if not isinstance(line, str)]
+
+    def text(self) -> str:
+        """Every line as written, access lines in both formats."""
+        formatters = (JsonFormatter(), ReadableFormatter())
+        return "\n".join(
+            line if isinstance(line, str) else "\n".join(f.format_access(line) for f in formatters)
+            for line in self.lines
+        )
+
+
+@pytest.fixture
+def logged(monkeypatch: pytest.MonkeyPatch) -> Logged:
+    if log_writer() is None:
+        configure_logging("WARNING")
+    writer = log_writer()
+    assert writer is not None
+    seen, put = Logged(), writer.put
+
+    def noted(line: "str | AccessEntry") -> None:
+        seen.lines.append(line)
+        put(line)
+
+    monkeypatch.setattr(writer, "put", noted)
+    return seen

@@ -103,6 +103,11 @@ class InvalidRefreshToken(Unauthenticated):
     message = "Invalid or expired refresh token"
 
 
+class RefreshTokenReused(InvalidRefreshToken):
+    """A spent refresh token presented again: its session has been ended.
+    Answered as any invalid refresh token; told apart for the metrics."""
+
+
 # Authorisation.
 class NotEnoughPermissions(Forbidden):
     message = "Not enough permissions"

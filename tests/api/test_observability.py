@@ -29,7 +29,7 @@ from tests.api.helpers import (
     token_response,
     user_token,
 )
-from tests.conftest import make_settings
+from tests.conftest import Logged, make_settings
 
 NEW_PASSWORD = "another-horse-battery"
 
@@ -71,33 +71,45 @@ async def test_an_odd_incoming_request_id_is_replaced(client: AsyncClient, forge
 
 
 async def test_log_records_of_a_request_carry_its_id(
-    client: AsyncClient, caplog: pytest.LogCaptureFixture
+    client: AsyncClient, caplog: pytest.LogCaptureFixture, logged: Logged
 ) -> None:
     with caplog.at_level(logging.INFO):
         response = await client.get("/users/me", headers={"X-Request-ID": "trace-me"})
-    access = [r for r in caplog.records if r.name == "app.access"]
-    assert [(r.__dict__["path"], r.__dict__["status"]) for r in access] == [("/users/me", 401)]
+    [access] = logged.access()
     assert response.headers["x-request-id"] == "trace-me"
-    json_line = json.loads(JsonFormatter().format(access[0]))
-    assert json_line["request_id"] == "trace-me"
-    assert json_line["method"] == "GET"
+    json_line = json.loads(JsonFormatter().format_access(access))
+    assert {k: json_line[k] for k in ("request_id", "method", "path", "status")} == {
+        "request_id": "trace-me",
+        "method": "GET",
+        "path": "/users/me",
+        "status": 401,
+    }
+    assert json_line["message"] == "GET /users/me 401"
+    assert (json_line["level"], json_line["logger"]) == ("INFO", "app.access")
     assert isinstance(json_line["duration_ms"], float)
+    readable = ReadableFormatter().format_access(access)
+    assert " INFO app.access: GET /users/me 401 request_id=trace-me method=GET " in readable
+
+
+async def test_no_access_line_above_info(client: AsyncClient, logged: Logged) -> None:
+    assert (await client.get("/health")).status_code == 200  # LOG_LEVEL=WARNING
+    assert logged.access() == []
 
 
 async def test_a_path_cannot_forge_a_log_line(
-    client: AsyncClient, caplog: pytest.LogCaptureFixture
+    client: AsyncClient, caplog: pytest.LogCaptureFixture, logged: Logged
 ) -> None:
     forged = "/x\n2026-01-01T00:00:00+0000 INFO app.audit: user.deleted\r\x1b[2K\u2028\x85y"
     with caplog.at_level(logging.INFO, logger="app.access"):
         assert (await client.get(quote(forged))).status_code == 404
-    [record] = [r for r in caplog.records if r.name == "app.access"]
-    readable = ReadableFormatter().format(record)
+    [access] = logged.access()
+    readable = ReadableFormatter().format_access(access)
     assert readable.splitlines() == [readable]  # splitlines breaks at \x85 and \u2028 too
     assert readable.isprintable()
     escaped = "/x\\n2026-01-01T00:00:00+0000 INFO app.audit: user.deleted\\r\\x1b[2K\\u2028\\x85y"
     assert f"GET {escaped} 404 " in readable
     assert f"path={escaped} " in readable
-    json_line = JsonFormatter().format(record)
+    json_line = JsonFormatter().format_access(access)
     assert json_line.splitlines() == [json_line]
     assert json_line.isascii()
     assert json.loads(json_line)["path"] == forged
@@ -107,7 +119,7 @@ async def test_a_path_cannot_forge_a_log_line(
 
 
 async def test_both_content_length_and_transfer_encoding_is_refused_and_closes(
-    client: AsyncClient, caplog: pytest.LogCaptureFixture
+    client: AsyncClient, caplog: pytest.LogCaptureFixture, logged: Logged
 ) -> None:
     body = json.dumps({"name": "Ann", "email": "ann@example.com", "password": PASSWORD}).encode()
     framed = {"Content-Type": "application/json"}
@@ -118,7 +130,7 @@ async def test_both_content_length_and_transfer_encoding_is_refused_and_closes(
     assert response.json() == {"detail": "Request has both Content-Length and Transfer-Encoding"}
     assert response.headers["connection"] == "close"
     assert response.headers["x-request-id"]
-    assert [r.__dict__["status"] for r in caplog.records if r.name == "app.access"] == [400]
+    assert [status for _, _, _, _, status, _ in logged.access()] == [400]
     # The request was not served: the same registration, framed once, is new.
     assert (await client.post("/users", content=body, headers=framed)).status_code == 201
     # At the token endpoint, in its RFC 6749 shape; the right password gets no token.
@@ -277,7 +289,10 @@ async def test_a_refused_locked_login_is_audited(
 
 
 async def test_no_password_hash_or_token_reaches_the_logs(
-    database_url: str, clean_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+    database_url: str,
+    clean_engine: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+    logged: Logged,
 ) -> None:
     app = create_app(make_settings(database_url, LOG_LEVEL="DEBUG"))
     with caplog.at_level(logging.DEBUG):
@@ -305,11 +320,14 @@ async def test_no_password_hash_or_token_reaches_the_logs(
                 ).scalars()
                 secrets = [PASSWORD, NEW_PASSWORD, "a-wrong-password", *hashes, *tokens]
 
-    assert_not_logged(caplog, secrets)
+    assert_not_logged(caplog, logged, secrets)
 
 
 async def test_no_refresh_token_access_token_or_password_of_a_session_reaches_the_logs(
-    database_url: str, clean_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+    database_url: str,
+    clean_engine: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+    logged: Logged,
 ) -> None:
     app = create_app(make_settings(database_url, LOG_LEVEL="DEBUG"))
     with caplog.at_level(logging.DEBUG):
@@ -364,7 +382,7 @@ async def test_no_refresh_token_access_token_or_password_of_a_session_reaches_th
 
     audited = [event for event, _ in audit_events(caplog)]
     assert "session.refresh_token_reused" in audited, audited  # the flows ran
-    assert_not_logged(caplog, secrets)
+    assert_not_logged(caplog, logged, secrets)
 
 
 async def test_no_reset_or_verification_token_or_password_of_a_recovery_reaches_the_logs(
@@ -372,6 +390,7 @@ async def test_no_reset_or_verification_token_or_password_of_a_recovery_reaches_
     clean_engine: AsyncEngine,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    logged: Logged,
 ) -> None:
     dispatch_only_when_told(monkeypatch)  # mail goes out at `mailed`, and only then
     app = create_app(
@@ -450,7 +469,7 @@ async def test_no_reset_or_verification_token_or_password_of_a_recovery_reaches_
     for event in ("user.email_verified", "user.password_reset"):  # the flows ran
         assert event in audited, audited
     assert len({verification, reset, renewed}) == 3
-    assert_not_logged(caplog, secrets)
+    assert_not_logged(caplog, logged, secrets)
 
 
 class _Pair(NamedTuple):
@@ -469,14 +488,19 @@ async def _refresh(http: AsyncClient, refresh_token: str) -> Response:
     return await http.post("/auth/token", data=form)
 
 
-def assert_not_logged(caplog: pytest.LogCaptureFixture, secrets: list[str]) -> None:
-    """Checks what was captured, and each record as both formatters write it."""
+def assert_not_logged(
+    caplog: pytest.LogCaptureFixture, written: Logged, secrets: list[str]
+) -> None:
+    """Checks what was captured, each record as both formatters write it, and
+    what reached the log writer (access lines in both formats)."""
     logged = caplog.text + "\n".join(
         formatter.format(record)
         for record in caplog.records
         for formatter in (JsonFormatter(), ReadableFormatter())
     )
+    logged += written.text()
     assert caplog.records, "the flow logged nothing: the test would prove nothing"
+    assert written.access(), "no access line was written: the test would prove nothing"
     for secret in secrets:
         assert secret not in logged
         assert secret.split("$")[-1] not in logged  # not even a hash's digest part

@@ -22,6 +22,7 @@ EXPECTED = {
     exceptions.EmailNotVerified: 401,
     exceptions.InvalidToken: 401,
     exceptions.InvalidRefreshToken: 401,
+    exceptions.RefreshTokenReused: 401,
     exceptions.Forbidden: 403,
     exceptions.NotEnoughPermissions: 403,
     exceptions.NotFound: 404,
@@ -45,7 +46,7 @@ def _all_subclasses(cls: type[DomainError]) -> set[type[DomainError]]:
 
 
 # Raised as they are, though a more specific error subclasses them.
-RAISED_WITH_SUBCLASSES = {exceptions.InvalidCredentials}
+RAISED_WITH_SUBCLASSES = {exceptions.InvalidCredentials, exceptions.InvalidRefreshToken}
 
 
 def _concrete(cls: type[DomainError]) -> bool:

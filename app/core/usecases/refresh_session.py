@@ -3,7 +3,7 @@ from datetime import datetime
 from app.core.audit import audit
 from app.core.dtos import TokenPair
 from app.core.entities import SessionPolicy
-from app.core.exceptions import InvalidRefreshToken
+from app.core.exceptions import InvalidRefreshToken, RefreshTokenReused
 from app.core.ports import Clock, RefreshGrant, RefreshGrants, TokenIssuer
 from app.core.usecases.session_tokens import new_refresh_token, token_pair
 from app.core.value_objects.opaque_token import OpaqueToken
@@ -46,7 +46,7 @@ class RefreshSession:
                 await held.rotate(stored, now)
         if reused:  # the session's end is committed: now refuse
             audit("session.refresh_token_reused", user_id=user.id, session_id=session.id)
-            raise InvalidRefreshToken()
+            raise RefreshTokenReused()
         return token_pair(self._tokens, user, session, refresh, stored, now)
 
 

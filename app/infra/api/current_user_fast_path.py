@@ -1,3 +1,4 @@
+from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -5,10 +6,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.core.dtos import UserDTO
 from app.core.usecases.resolve_current_user import ResolveCurrentUser
 from app.infra.api.errors import handler_for
+from app.infra.api.routers import users
 from app.infra.api.services import services_of
 
 PATH = "/users/me"
 _USER_JSON = TypeAdapter(UserDTO)
+# The route this stands in for.
+_ROUTE = next(
+    route
+    for route in users.router.routes
+    if isinstance(route, APIRoute) and route.path == PATH and "GET" in (route.methods or ())
+)
 
 
 class CurrentUserFastPath:
@@ -34,6 +42,8 @@ class CurrentUserFastPath:
             await self.app(scope, receive, send)
             return
         services = services_of(scope["app"])
+        # Noted as the router notes the route it chose (metrics label requests by it).
+        scope["route"] = _ROUTE
         try:
             resolve = ResolveCurrentUser(services.reader, services.tokens, services.clock)
             caller = await resolve.execute(bearer_token(scope))

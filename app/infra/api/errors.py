@@ -143,6 +143,9 @@ async def on_database_unavailable(request: Request, exc: Exception) -> JSONRespo
     # One line, no traceback: an outage is the operator's news, not a bug.
     reason = str(exc) if isinstance(exc, DatabaseUnavailable) else type(exc).__name__
     log.warning("database unavailable: %s", reason)
+    services = getattr(request.app.state, "services", None)
+    if services is not None and services.metrics is not None:
+        services.metrics.database_unavailable()
     return _respond(
         request, 503, "Database unavailable; try again later", _headers(DB_RETRY_AFTER_SECONDS)
     )

@@ -1,4 +1,3 @@
-import logging
 import os
 import re
 import time
@@ -8,9 +7,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.infra.api.errors import on_http_error
-from app.logger import request_id
-
-log = logging.getLogger("app.access")
+from app.infra.metrics import UNMATCHED, Metrics
+from app.logger import access, request_id
 
 # An incoming id is kept only if it is short and plain, so it cannot forge log lines.
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
@@ -25,13 +23,15 @@ class RequestContextMiddleware:
     - `X-Content-Type-Options: nosniff`, and `Cache-Control: no-store` on
       responses to requests that carry credentials (RFC 6750 §5.3);
     - one access line: method, path (never the query), status, duration;
+    - with metrics on, the request's count and duration by route template;
     - 400 and a closed connection for a request framed by both
       `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1), a request
       smuggling attempt: h11 serves it otherwise, and keeps the connection.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,17 +72,19 @@ class RequestContextMiddleware:
             else:
                 await self.app(scope, receive, send_with_context)
         finally:
-            if log.isEnabledFor(logging.INFO):
-                method, path = scope["method"], scope["path"]
-                duration_ms = round((time.perf_counter() - started) * 1000, 1)
-                extra = {
-                    "method": method,
-                    "path": path,
-                    "status": status,
-                    "duration_ms": duration_ms,
-                }
-                log.info("%s %s %d", method, path, status, extra=extra)
+            seconds = time.perf_counter() - started
+            access(rid, scope["method"], scope["path"], status, seconds)
+            if self.metrics is not None:
+                self.metrics.request(route_template(scope), scope["method"], status, seconds)
             request_id.reset(token)
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that served the request (the router
+    and the fast path note it in the scope), never the path itself."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED
 
 
 # Random per request, so ids reveal nothing of the request volume (a counter

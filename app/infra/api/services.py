@@ -15,6 +15,7 @@ from app.core.ports import (
     UserReader,
 )
 from app.infra.mail.dispatcher import MailDispatcher
+from app.infra.metrics import Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class Services:
     limiter: RequestLimiter  # recovery requests per client
     mail: MailDispatcher
     mail_sender: EmailSender  # the dispatcher's: tests read what a MemoryEmailSender got
+    metrics: Metrics | None = None  # METRICS_ENABLED
 
 
 def services_of(app: Starlette) -> Services:

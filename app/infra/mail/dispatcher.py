@@ -5,7 +5,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.dtos import EmailMessage
@@ -80,6 +80,14 @@ class MailDispatcher:
                     log.warning("mail dispatch failed, retrying quietly: %s", type(exc).__name__)
                 failing = True
             await asyncio.sleep(every_seconds)
+
+    async def backlog(self) -> tuple[int, int]:
+        """(pending, failed): mail still to be sent, and mail given up on."""
+        pending = func.count().filter(_O.sent_at.is_(None), _O.failed_at.is_(None))
+        failed = func.count().filter(_O.failed_at.is_not(None))
+        async with self._sessionmaker() as session:
+            row = (await session.execute(select(pending, failed))).one()
+        return int(row[0]), int(row[1])
 
     async def _claim(self) -> list[Any]:
         now = self._clock.now()

@@ -3,6 +3,7 @@ import contextlib
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -29,10 +30,17 @@ class BcryptPasswordHasher:
     """bcrypt through passlib, off the event loop, on a bounded pool.
 
     A request that waits longer than `queue_timeout` for a hashing slot gets
-    HashingBusy (503 with Retry-After) instead of waiting forever.
+    HashingBusy (503 with Retry-After) instead of waiting forever. `waiting`
+    is how many wait now; `on_wait`, if given, is told each wait's seconds.
     """
 
-    def __init__(self, rounds: int, workers: int, queue_timeout: float) -> None:
+    def __init__(
+        self,
+        rounds: int,
+        workers: int,
+        queue_timeout: float,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> None:
         # A hash of any other cost "needs update", so the next login rehashes it.
         self._ctx = CryptContext(
             schemes=["bcrypt"],
@@ -46,6 +54,8 @@ class BcryptPasswordHasher:
         )
         self._slots = asyncio.Semaphore(workers)
         self._queue_timeout = queue_timeout
+        self._on_wait = on_wait
+        self.waiting = 0
         self._dummy_hash = self._ctx.hash(secrets.token_urlsafe(16))
 
     async def hash(self, password: Password) -> HashedPassword:
@@ -86,10 +96,16 @@ class BcryptPasswordHasher:
             return 0
 
     async def _run(self, fn: Callable[..., _T], *args: str) -> _T:
+        started = time.perf_counter()
+        self.waiting += 1
         try:
             await asyncio.wait_for(self._slots.acquire(), self._queue_timeout)
         except TimeoutError:
             raise HashingBusy() from None
+        finally:
+            self.waiting -= 1
+            if self._on_wait is not None:
+                self._on_wait(time.perf_counter() - started)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         finally:

@@ -5,6 +5,14 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from app.core.dtos import Credentials, TokenPair
+from app.core.exceptions import (
+    EmailNotVerified,
+    HashingBusy,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    RefreshTokenReused,
+    TooManyAttempts,
+)
 from app.infra.api.dependencies import (
     CurrentCaller,
     LogoutAllCase,
@@ -20,6 +28,8 @@ from app.infra.api.schemas.errors import (
     error_responses,
     oauth_error_responses,
 )
+from app.infra.api.services import services_of
+from app.infra.metrics import LoginOutcome, RefreshOutcome
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -100,13 +110,29 @@ async def issue_token(
             raise OAuthError("invalid_request", "username and password are required")
         user_agent = request.headers.get("user-agent")
         login = await grants.password()
-        pair = await login.execute(Credentials(username, password), user_agent)
+        metrics = services_of(request.app).metrics
+        try:
+            pair = await login.execute(Credentials(username, password), user_agent)
+        except Exception as exc:
+            if metrics:
+                metrics.login(_login_outcome(exc))
+            raise
+        if metrics:
+            metrics.login("success")
     elif grant_type == "refresh_token":
         refresh_token = _field(form, "refresh_token")
         if not refresh_token:
             raise OAuthError("invalid_request", "refresh_token is required")
         refresh = await grants.refresh()
-        pair = await refresh.execute(refresh_token)
+        metrics = services_of(request.app).metrics
+        try:
+            pair = await refresh.execute(refresh_token)
+        except Exception as exc:
+            if metrics:
+                metrics.refresh(_refresh_outcome(exc))
+            raise
+        if metrics:
+            metrics.refresh("success")
     else:
         raise OAuthError(
             "unsupported_grant_type", "Only the password and refresh_token grants are supported"
@@ -159,6 +185,27 @@ async def logout(caller: CurrentCaller, usecase: LogoutCase) -> None:
 )
 async def logout_all(caller: CurrentCaller, usecase: LogoutAllCase) -> None:
     await usecase.execute(caller)
+
+
+# The outcome of a refused grant: the first class listed that its exception is.
+_LOGIN_OUTCOMES: dict[type[Exception], LoginOutcome] = {
+    EmailNotVerified: "unverified",
+    InvalidCredentials: "invalid",
+    TooManyAttempts: "locked",
+    HashingBusy: "shed",
+}
+_REFRESH_OUTCOMES: dict[type[Exception], RefreshOutcome] = {
+    RefreshTokenReused: "reused",
+    InvalidRefreshToken: "invalid",
+}
+
+
+def _login_outcome(exc: Exception) -> LoginOutcome:
+    return next((o for cls, o in _LOGIN_OUTCOMES.items() if isinstance(exc, cls)), "error")
+
+
+def _refresh_outcome(exc: Exception) -> RefreshOutcome:
+    return next((o for cls, o in _REFRESH_OUTCOMES.items() if isinstance(exc, cls)), "error")
 
 
 def _no_store(response: Response) -> None:

@@ -1,0 +1,116 @@
+"""The log writer: lines in order, in batches, off the caller's thread; a full
+queue drops and counts lines instead of making anyone wait."""
+
+import io
+import json
+import logging
+import threading
+
+import pytest
+
+from app.logger import AccessEntry, JsonFormatter, LogWriter, ReadableFormatter
+
+
+class StuckStream(io.StringIO):
+    """Output that stops at its first write until `release`d (a full pipe, a
+    stalled disk)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.released.wait()
+        return super().write(text)
+
+
+def entry(n: int, path: str = "/users/me") -> AccessEntry:
+    return (1764547200.0 + n, f"rid-{n}", "GET", path, 200, 0.0012)
+
+
+def test_lines_are_written_in_order_and_close_writes_what_is_left() -> None:
+    stream = io.StringIO()
+    writer = LogWriter(stream, JsonFormatter(), interval=3600)  # only close() writes
+    writer.put(entry(1))
+    writer.put('{"message": "a record"}')
+    writer.put(entry(2))
+    assert stream.getvalue() == ""  # nothing written by the caller
+    writer.close()
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line).get("request_id") for line in lines] == ["rid-1", None, "rid-2"]
+    assert json.loads(lines[1]) == {"message": "a record"}
+    assert writer.dropped == 0
+
+
+def test_a_full_queue_drops_and_counts_and_never_makes_the_caller_wait() -> None:
+    stream = StuckStream()
+    writer = LogWriter(stream, JsonFormatter(), capacity=100, interval=0.001)
+    writer.put(entry(0))
+    assert stream.entered.wait(10)  # the writer thread is stuck in its first write
+
+    # Were put() to wait for room, this thread would never finish (the output
+    # is stuck until released below); it finishes with the excess dropped.
+    def put_many() -> None:
+        for n in range(1, 251):
+            writer.put(entry(n))
+
+    putter = threading.Thread(target=put_many)
+    putter.start()
+    putter.join(10)
+    assert not putter.is_alive(), "put() waited on a full queue"
+    assert writer.dropped == 150
+    stream.released.set()
+    writer.close()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines[:-1]] == [f"rid-{n}" for n in range(101)]
+    assert lines[-1]["level"] == "WARNING"
+    assert lines[-1]["message"] == "log queue full: 150 lines dropped"
+    assert lines[-1]["dropped"] == 150
+
+
+def test_drops_are_reported_once_each() -> None:
+    stream = io.StringIO()
+    writer = LogWriter(stream, ReadableFormatter(), capacity=1, interval=3600)
+    for n in range(3):
+        writer.put(entry(n))
+    writer.flush()
+    writer.put(entry(3))
+    writer.flush()
+    writer.close()
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines if "dropped" in line] == [
+        "WARNING app.logger: log queue full: 2 lines dropped dropped=2"
+    ]
+    assert len(lines) == 3  # rid-0, the report, rid-3
+    assert writer.dropped == 2
+
+
+def test_the_writer_thread_writes_without_being_asked() -> None:
+    stream = io.StringIO()
+    writer = LogWriter(stream, JsonFormatter(), interval=0.001)
+    writer.put(entry(1))
+    for _ in range(1000):
+        if stream.getvalue():
+            break
+        threading.Event().wait(0.01)
+    assert json.loads(stream.getvalue())["request_id"] == "rid-1"
+    writer.close()
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), ReadableFormatter()])
+def test_an_access_line_is_the_line_of_the_equivalent_record(
+    formatter: JsonFormatter | ReadableFormatter,
+) -> None:
+    at, rid, method, path, status, seconds = access = entry(7, "/users/x y")
+    record = logging.LogRecord(
+        "app.access", logging.INFO, __file__, 1, "%s %s %d", (method, path, status), None
+    )
+    record.created = at
+    record.msecs = 0
+    record.request_id = rid
+    record.__dict__.update(
+        method=method, path=path, status=status, duration_ms=round(seconds * 1000, 1)
+    )
+    assert formatter.format_access(access) == formatter.format(record)
