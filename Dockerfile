@@ -75,7 +75,12 @@ ENV PATH=/app/.venv/bin:$PATH \
 #   size, copying it whole for every chunk received, so one client can grow
 #   the process and stall its event loop for seconds (tests/test_limits.py).
 #   Set httptools only behind a proxy that caps header size (nginx does, 8 KiB).
+# - PROMETHEUS_MULTIPROC_DIR: with METRICS_ENABLED=true, where each worker
+#   writes its metrics for /metrics to add up (prometheus-client's multiprocess
+#   mode); the app creates it. It must start empty: under /tmp, which compose
+#   mounts as a fresh tmpfs at each start.
 ENV WEB_CONCURRENCY=1 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus-multiproc \
     UVICORN_HTTP=h11 \
     UVICORN_TIMEOUT_KEEP_ALIVE=5 \
     UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN=8

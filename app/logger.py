@@ -265,11 +265,12 @@ class LogWriter:
         try:
             buffer = getattr(self.stream, "buffer", None)
             if buffer is not None:
+                self.stream.flush()  # what was printed to the stream comes first
                 buffer.write(text.encode())
                 buffer.flush()
             else:
                 self.stream.write(text)
-            self.stream.flush()
+                self.stream.flush()
         except (OSError, ValueError):  # closed or broken output: nothing to tell it to
             pass
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.core.exceptions import HashingBusy
 from app.infra.api.services import services_of
 from app.main import create_app
-from tests.api.helpers import bearer, register, token_response, user_token
+from tests.api.helpers import bearer, dispatch_only_when_told, register, token_response, user_token
 from tests.conftest import make_settings
 
 METRICS_TOKEN = "a-metrics-token-0123456789"
@@ -137,8 +138,9 @@ async def test_logins_are_counted_by_outcome(database_url: str, clean_engine: As
 
 
 async def test_an_unverified_login_is_counted_apart(
-    database_url: str, clean_engine: AsyncEngine
+    database_url: str, clean_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    dispatch_only_when_told(monkeypatch)  # the verification mail stays in the outbox
     async with serving(database_url, REQUIRE_VERIFIED_EMAIL=True) as (_, http):
         await register(http)
         assert (await token_response(http, "ann@example.com")).status_code == 400

@@ -32,6 +32,7 @@ import yaml  # type: ignore[import-untyped]
 from alembic.script import ScriptDirectory
 
 from app.config import Settings
+from app.infra.metrics import FLUSH_SECONDS
 from tests.conftest import IN_CI, ROOT, alembic_config
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -382,6 +383,10 @@ def server_env(build: Build, tmp_path: Path) -> dict[str, str]:
     assert build.runtime_env.get("ENV") == "prod"
     # Nothing of the runtime image's settings is ours: the ones set are the image's.
     assert not set(build.runtime_env) & (set(Settings.model_fields) - {"ENV"})
+    # The metrics directory must start empty: it lies on the tmpfs compose mounts.
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    mounts = [m.split(":")[0] + "/" for m in compose["services"]["api"]["tmpfs"]]
+    assert any(build.runtime_env["PROMETHEUS_MULTIPROC_DIR"].startswith(m) for m in mounts)
     return build.runtime_env | {
         "DB_URL": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
         "JWT_SECRET_KEY": SECRET,
@@ -397,6 +402,9 @@ def server_env(build: Build, tmp_path: Path) -> dict[str, str]:
         "SMTP_STARTTLS": "false",
         "EMAILS_FROM_EMAIL": "no-reply@example.com",
         "FRONTEND_URL": "https://app.example.com",
+        # Under /tmp, which compose mounts empty at each start: an empty directory here.
+        "METRICS_ENABLED": "true",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus-multiproc"),
     }
 
 
@@ -471,6 +479,17 @@ def test_migrations_then_cmd_serve_and_pass_the_healthcheck(
         timeout=10,
     )
     assert users.status_code == 200, users.text
+    # Whichever worker answers, /metrics counts the requests of both (each
+    # counts its own within FLUSH_SECONDS).
+    listed = 'http_request_duration_seconds_count{method="GET",route="/users",status="2xx"} 1.0'
+    deadline = time.monotonic() + 10 * FLUSH_SECONDS
+    while True:
+        metrics = httpx.get(f"{base_url}/metrics", timeout=10)
+        assert metrics.status_code == 200, metrics.text
+        if listed in metrics.text or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert listed in metrics.text, metrics.text
 
     runtime = build.stages[-1]
     flags, healthcheck = healthcheck_of(runtime)
@@ -502,3 +521,4 @@ def test_migrations_then_cmd_serve_and_pass_the_healthcheck(
     assert "Traceback" not in output, output[-6000:]
     # The app logs its own access lines (JSON in prod); uvicorn's are off.
     assert '"GET /health HTTP/1.1" 200' not in output, output[-6000:]
+    assert '"logger":"app.access","message":"GET /health 200"' in output, output[-6000:]
