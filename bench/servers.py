@@ -1,5 +1,6 @@
 """The two servers under test, both one uvicorn worker with the same flags."""
 
+import json
 import re
 import secrets
 import socket
@@ -25,6 +26,12 @@ from bench.procs import (
 # Lines a quiet (LOG_LEVEL=WARNING) server should not print; uvicorn's own
 # start-up lines are INFO and do not match.
 _TROUBLE = re.compile(r"WARNING|ERROR|CRITICAL|Traceback|Exception")
+# A JSON line (ENV=prod) is trouble by its level or its traceback, not by the
+# words it holds: an access line whose path says ERROR is not one.
+_TROUBLE_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
+# Not a setting but read from the environment by prometheus-client: a stray one
+# in the caller's shell must not switch a server's metrics to multiprocess mode.
+_PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True)
@@ -63,9 +70,33 @@ class Server:
         return peak_rss_kib(self.pid)
 
     def trouble_lines(self) -> list[str]:
-        """Warnings, errors and tracebacks it logged: under load they are findings."""
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return [line for line in text.splitlines() if _TROUBLE.search(line)]
+        """Warnings, errors and tracebacks it logged: under load they are findings.
+
+        Read a line at a time: a LOG_LEVEL=INFO server's log holds an access
+        line per request, hundreds of thousands, none of them trouble.
+        """
+        if not self.log.exists():
+            return []
+        with self.log.open(errors="replace") as lines:
+            return [
+                line.rstrip("\n")
+                for line in lines
+                if _TROUBLE.search(line) and _is_trouble(line.strip())
+            ]
+
+
+def _is_trouble(line: str) -> bool:
+    """A line the pattern matched: a JSON record only if it is a warning or
+    worse or holds an exception; any other line (uvicorn's, a traceback's) is."""
+    if not line.startswith("{"):
+        return True
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return True
+    if not isinstance(record, dict):
+        return True
+    return record.get("level") in _TROUBLE_LEVELS or "exception" in record
 
 
 def service_env(db_url: str, bcrypt_rounds: int) -> dict[str, str]:
@@ -97,7 +128,7 @@ def service_env(db_url: str, bcrypt_rounds: int) -> dict[str, str]:
             # limit's count included, not the limit's refusals.
             "RECOVERY_REQUESTS_PER_HOUR": "10000000",
         },
-        drop=list(Settings.model_fields),
+        drop=[*Settings.model_fields, _PROMETHEUS_MULTIPROC_DIR],
     )
 
 
