@@ -98,13 +98,24 @@ class Bench:
             threads=threads,
         )
 
-    def measure(self, server: Server, load: Load, *, warm_up: bool = True) -> WrkResult:
+    def measure(
+        self,
+        server: Server,
+        load: Load,
+        *,
+        warm_up: bool = True,
+        tally: list[WrkResult] | None = None,
+    ) -> WrkResult:
         """Optionally warms up (pool connections, caches), waits for the server to go
-        idle, runs `load`, and checks the server survived it."""
+        idle, runs `load`, and checks the server survived it. Every wrk run, the
+        warm-up's too, is appended to `tally` (the requests a server served)."""
+        runs = tally if tally is not None else []
         if warm_up and self.options.warmup_s > 0:
-            self.wrk(replace(load, duration_s=self.options.warmup_s))
+            runs.append(self.wrk(replace(load, duration_s=self.options.warmup_s)))
         wait_until_idle(server.pid)
-        return self.watching(server, lambda: self.wrk(load))
+        result = self.watching(server, lambda: self.wrk(load))
+        runs.append(result)
+        return result
 
     def watching(self, server: Server, run: Callable[[], WrkResult]) -> WrkResult:
         """`run()`, noting how much of the server's core other processes took meanwhile,
