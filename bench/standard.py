@@ -1,10 +1,13 @@
 """The standard run: the service against the ceiling, idle and under a login storm.
 
-Order matters: the GET runs first, on an idle service (the baseline's
-between them), then the refreshes; bcrypt is timed on the server core just
-before the logins, so both see the same machine; then the storm, because it
-leaves logins queued in the service; forgot last, because each leaves a
-request for the mail dispatcher to work through.
+Order matters: the GET runs first, on an idle service: the service's two
+(LOG_LEVEL=WARNING, metrics off) around those with access lines on
+(LOG_LEVEL=INFO) and with metrics on (bench.observability), the baseline's
+between those (me, info, metrics, baseline x 2, metrics, info, me_2), so
+each comparison is A B B A; then the refreshes; bcrypt is timed on the
+server core just before the logins, so both see the same machine; then the
+storm, because it leaves logins queued in the service; forgot last, because
+each leaves a request for the mail dispatcher to work through.
 """
 
 import json
@@ -13,7 +16,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any
 
-from bench import baseline, mail_sink
+from bench import baseline, mail_sink, observability
 from bench.api import Account, log_in, more_sessions, new_credentials, register
 from bench.ceiling import ME_BODY_ENV, TOKEN_BODY_ENV
 from bench.database import Database, delete_users, fresh_database
@@ -64,6 +67,8 @@ def run_standard(bench: Bench) -> dict[str, Any]:
     )
     ceiling = start_ceiling(bench, account)
     bare = start_bare_fastapi(bench, account)
+    # Started now, so both runs of the service see the same servers idle beside it.
+    observed = observability.start(bench, database, account)
     print(f"service pid {service.pid} on {service.url}, ceiling pid {ceiling.pid} on {ceiling.url}")
 
     print(f"GET /users/me on the ceiling ({options.duration_s}s) ...")
@@ -72,8 +77,14 @@ def run_standard(bench: Bench) -> dict[str, Any]:
     me = bench.measure(service, me_load(bench, service, account))
     runs: dict[str, WrkResult] = {"ceiling_me": ceiling_me, "me": me}
     with ExitStack() as stack:
+        runs |= observability.measure(bench, observed, second=False)
         if options.baseline:
-            runs |= measure_baseline(bench, stack, database, service, account)
+            runs |= measure_baseline(bench, stack, database, account)
+        runs |= observability.measure(bench, observed, second=True)
+        print(f"GET /users/me on the service again ({options.duration_s}s) ...")
+        runs["me_2"] = bench.measure(service, me_load(bench, service, account))
+    print("counting the access lines and the metrics of GET /users/me ...")
+    counts = observability.count(bench, observed)
     runs |= measure_refresh(bench, bare, service, refresh_tokens)
     # Just before the logins, so both see the same machine.
     print("timing bcrypt on the server core ...")
@@ -99,8 +110,8 @@ def run_standard(bench: Bench) -> dict[str, Any]:
     rss_kib = {s.name: s.peak_rss_kib() for s in (service, ceiling)}
     emails = [a.email for a in (account, refresher, *login_accounts)]
     cleaned = delete_users(database, emails, others=[nobody]) == len(emails)
-    servers = (service, ceiling, bare)
-    return assemble(bench, database.backend, database.display, hashing, runs, rss_kib) | {
+    servers = (service, ceiling, bare, observed.info.server, observed.metrics.server)
+    return assemble(bench, database.backend, database.display, hashing, runs, rss_kib, counts) | {
         "server_log_trouble": {s.name: s.trouble_lines()[:50] for s in servers},
         "bench_user_deleted": cleaned,
         "mail_received_by_sink": mail_sink.received(),
@@ -138,10 +149,10 @@ def start_bare_fastapi(bench: Bench, account: Account) -> Server:
 
 
 def measure_baseline(
-    bench: Bench, stack: ExitStack, database: Database, service: Server, account: Account
+    bench: Bench, stack: ExitStack, database: Database, account: Account
 ) -> dict[str, WrkResult]:
-    """GET /users/me on the service before the session check, alternating with
-    today's (A B B A), so a drift of the machine weighs on both alike."""
+    """GET /users/me on the service before the session check, twice: between
+    today's `me` and `me_2` (A B B A), so a drift of the machine weighs on both alike."""
     rev = bench.options.baseline or ""
     print(f"checking out and migrating the baseline {rev} ...")
     tree = stack.enter_context(baseline.checked_out(rev, bench.workdir, database))
@@ -151,14 +162,13 @@ def measure_baseline(
     try:
         register(before.url, "Bench User", account.email, account.password)
         bearer = log_in(before.url, account.email, account.password)
-        print(f"GET /users/me on the baseline {rev}, twice, then the service again ...")
+        print(f"GET /users/me on the baseline {rev}, twice ...")
         first = bench.measure(before, me_load(bench, before, bearer))
         second = bench.measure(before, me_load(bench, before, bearer))
-        again = bench.measure(service, me_load(bench, service, account))
     finally:
         before.process.terminate()
         before.process.wait(timeout=30)
-    return {"baseline_me": first, "baseline_me_2": second, "me_2": again}
+    return {"baseline_me": first, "baseline_me_2": second}
 
 
 def measure_refresh(
@@ -235,8 +245,9 @@ def assemble(
     hashing: dict[str, Any],
     runs: dict[str, WrkResult],
     rss_kib: dict[str, int],
+    counts: observability.Counts,
 ) -> dict[str, Any]:
-    """Figures, targets and checks from the raw runs."""
+    """Figures, targets and checks from the raw runs and the observability counts."""
     options, cpus = bench.options, bench.cpus
     me, ceiling, login = runs["me"], runs["ceiling_me"], runs["login"]
     me_storm, storm = runs["me_under_login"], runs["login_storm"]
@@ -272,6 +283,7 @@ def assemble(
         | refresh_metrics(runs)
         | forgot_metrics(runs)
         | baseline_metrics(runs)
+        | observability.figures(runs, counts)
     )
     targets = [
         Target("me_vs_ceiling", metrics["me_vs_ceiling"], ">=", ME_VS_CEILING_MIN),
@@ -291,20 +303,26 @@ def assemble(
         Target("rss_ratio", metrics["rss_ratio"], "<=", RSS_RATIO_MAX),
         Target("refresh_vs_bare", metrics["refresh_vs_bare"], ">=", REFRESH_VS_BARE_MIN),
         Target("forgot_p50_spread", metrics["forgot_p50_spread"], "<=", FORGOT_SPREAD_MAX),
+        *observability.targets(metrics),
     ]
     if "me_vs_baseline" in metrics:
         targets.append(
             Target("me_vs_baseline", metrics["me_vs_baseline"], ">=", ME_VS_BASELINE_MIN)
         )
     checks = [
-        *(clean_run(name, runs[name]) for name in ("ceiling_me", "me", "me_under_login")),
+        *(clean_run(name, runs[name]) for name in ("ceiling_me", "me", "me_2", "me_under_login")),
         *(clean_run(name, run) for name, run in runs.items() if name.startswith("baseline")),
         Check("logins succeeded", login.statuses.get(200, 0) > 0, f"{login.statuses}"),
         Check("login storm ran", storm.requests > 0, f"{storm.statuses}"),
         *(only(name, runs[name], 200) for name in ("bare_refresh_form", "refresh")),
         *(only(name, run, 202) for name, run in runs.items() if name.startswith("forgot")),
+        *observability.checks(runs, counts),
     ]
-    warnings = noise_warnings(runs, backend, hashing) + few_logins_warning(login, limit)
+    warnings = (
+        noise_warnings(runs, backend, hashing)
+        + few_logins_warning(login, limit)
+        + observability.warnings(counts)
+    )
     return {
         "mode": "standard",
         "machine": machine_info(),
@@ -324,6 +342,11 @@ def assemble(
                 "ENV=prod LOG_LEVEL=WARNING EMAIL_BACKEND=smtp (to bench.mail_sink)"
                 " RECOVERY_REQUESTS_PER_HOUR=10000000, other settings default"
             ),
+            "observability_servers": (
+                "service_info: LOG_LEVEL=INFO (access lines to its log file);"
+                " service_metrics: METRICS_ENABLED=true, PROMETHEUS_MULTIPROC_DIR a fresh"
+                " directory; otherwise the service's settings, database and core"
+            ),
             "wrk_refresh": f"-t{options.threads} -c{options.refresh_connections}",
             "wrk_forgot": "-t1 -c1",
             "baseline": options.baseline,
@@ -335,6 +358,7 @@ def assemble(
         "valid": all(c.ok for c in checks),
         "warnings": warnings,
         "runs": {name: result.to_json() for name, result in runs.items()},
+        "observability": counts.details(),
     }
 
 
@@ -449,6 +473,7 @@ def print_standard(data: dict[str, Any]) -> None:
             f"{m['storm_login_503']} / {m['storm_login_other_non_200']}",
         ),
         *baseline_rows(m, config, targets),
+        *observability.rows(m, targets),
         Row("bare FastAPI  POST /auth/token (form)", f"{m['bare_fastapi_form_rps']:,.0f} rps"),
         Row("service  grant_type=refresh_token", f"{m['refresh_rps']:,.0f} rps"),
         target_row("  vs bare FastAPI", targets["refresh_vs_bare"]),
