@@ -15,7 +15,14 @@ The service runs as in production (ENV=prod, one uvicorn worker, no reload, no
 access log, LOG_LEVEL=WARNING, bcrypt 12 rounds, mail over SMTP to the bench's
 own sink) pinned to one core, wrk to another. The standard run also serves the
 commit before sessions (--baseline, a git worktree; "none" skips it) for
-GET /users/me, and a bare FastAPI app for the refresh grant. The table and
+GET /users/me, and a bare FastAPI app for the refresh grant. It measures
+what observability costs GET /users/me, on two more servers of the service
+between its two runs (A B B A): one with access lines on (LOG_LEVEL=INFO,
+to its log file), one with Prometheus metrics on (METRICS_ENABLED=true,
+multiprocess mode); then it counts the INFO server's access lines and the
+METRICS server's scraped count against the requests wrk completed (lines
+lost or miscounted make the run invalid) and runs `promtool check metrics`
+on the scrape when promtool is installed. The table and
 bench/results/<timestamp>.json (and latest.json; for --scale-compare
 scale-<timestamp>.json and scale-latest.json) hold the figures.
 Exit status: 0 when the run measured something meaningful, even if a target is
