@@ -1,4 +1,6 @@
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response, status
 from starlette.datastructures import FormData
@@ -32,6 +34,7 @@ from app.infra.api.services import services_of
 from app.infra.metrics import LoginOutcome, RefreshOutcome
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+_O = TypeVar("_O", bound=str)
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Far above any real credential or token; keeps absurd input from reaching
@@ -111,28 +114,16 @@ async def issue_token(
         user_agent = request.headers.get("user-agent")
         login = await grants.password()
         metrics = services_of(request.app).metrics
-        try:
+        with _counted(metrics.login if metrics else None, _login_outcome):
             pair = await login.execute(Credentials(username, password), user_agent)
-        except Exception as exc:
-            if metrics:
-                metrics.login(_login_outcome(exc))
-            raise
-        if metrics:
-            metrics.login("success")
     elif grant_type == "refresh_token":
         refresh_token = _field(form, "refresh_token")
         if not refresh_token:
             raise OAuthError("invalid_request", "refresh_token is required")
         refresh = await grants.refresh()
         metrics = services_of(request.app).metrics
-        try:
+        with _counted(metrics.refresh if metrics else None, _refresh_outcome):
             pair = await refresh.execute(refresh_token)
-        except Exception as exc:
-            if metrics:
-                metrics.refresh(_refresh_outcome(exc))
-            raise
-        if metrics:
-            metrics.refresh("success")
     else:
         raise OAuthError(
             "unsupported_grant_type", "Only the password and refresh_token grants are supported"
@@ -187,6 +178,21 @@ async def logout_all(caller: CurrentCaller, usecase: LogoutAllCase) -> None:
     await usecase.execute(caller)
 
 
+@contextmanager
+def _counted(
+    count: Callable[[_O], None] | None, outcome: Callable[[Exception | None], _O]
+) -> Iterator[None]:
+    """Counts a grant's outcome when metrics are on."""
+    try:
+        yield
+    except Exception as exc:
+        if count:
+            count(outcome(exc))
+        raise
+    if count:
+        count(outcome(None))
+
+
 # The outcome of a refused grant: the first class listed that its exception is.
 _LOGIN_OUTCOMES: dict[type[Exception], LoginOutcome] = {
     EmailNotVerified: "unverified",
@@ -200,11 +206,15 @@ _REFRESH_OUTCOMES: dict[type[Exception], RefreshOutcome] = {
 }
 
 
-def _login_outcome(exc: Exception) -> LoginOutcome:
+def _login_outcome(exc: Exception | None) -> LoginOutcome:
+    if exc is None:
+        return "success"
     return next((o for cls, o in _LOGIN_OUTCOMES.items() if isinstance(exc, cls)), "error")
 
 
-def _refresh_outcome(exc: Exception) -> RefreshOutcome:
+def _refresh_outcome(exc: Exception | None) -> RefreshOutcome:
+    if exc is None:
+        return "success"
     return next((o for cls, o in _REFRESH_OUTCOMES.items() if isinstance(exc, cls)), "error")
 
 
