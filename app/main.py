@@ -125,6 +125,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for task in tasks:
                 task.cancel()
+            # Each ends its statement and returns its connection before the pool
+            # closes (a SQLite connection left mid-transaction would keep the file locked).
+            await asyncio.gather(*tasks, return_exceptions=True)
             if metrics:
                 metrics.close()
             hasher.close()

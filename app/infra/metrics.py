@@ -64,9 +64,11 @@ class Metrics:
             registry=r,
         )
         self._logins = Counter(
-            "auth_logins_total", "Password grants at POST /auth/token, by outcome", ["outcome"],
+            "auth_logins_total",
+            "Password grants at POST /auth/token, by outcome",
+            ["outcome"],
             registry=r,
-        )  # fmt: skip
+        )
         self._refreshes = Counter(
             "auth_refreshes_total",
             'Refresh grants at POST /auth/token, by outcome ("reused": a spent refresh'

@@ -1,13 +1,17 @@
 """The log writer: lines in order, in batches, off the caller's thread; a full
 queue drops and counts lines instead of making anyone wait."""
 
+import asyncio
 import io
 import json
 import logging
 import threading
 
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
+import app.logger
+from app.infra.api.request_context import RequestContextMiddleware
 from app.logger import AccessEntry, JsonFormatter, LogWriter, ReadableFormatter
 
 
@@ -114,3 +118,51 @@ def test_an_access_line_is_the_line_of_the_equivalent_record(
         method=method, path=path, status=status, duration_ms=round(seconds * 1000, 1)
     )
     assert formatter.format_access(access) == formatter.format(record)
+
+
+def test_an_event_loop_serving_requests_never_waits_on_a_full_log_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The request middleware, on an event loop of its own, serves 250
+    requests while the log output is stuck and the queue holds 100 lines."""
+    stream = StuckStream()
+    writer = LogWriter(stream, JsonFormatter(), capacity=100, interval=0.001)
+    writer.put(entry(0))
+    assert stream.entered.wait(10)
+    monkeypatch.setattr(app.logger, "_writer", writer)
+    access_log = logging.getLogger("app.access")
+    level = access_log.level
+    access_log.setLevel(logging.INFO)  # (setLevel also clears isEnabledFor's cache)
+    served: list[int] = []
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def serve_requests() -> None:
+        middleware = RequestContextMiddleware(endpoint)
+        for n in range(250):
+            scope = {"type": "http", "method": "GET", "path": f"/r/{n}", "headers": []}
+
+            async def receive() -> Message:
+                return {"type": "http.request", "body": b""}
+
+            async def send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    served.append(message["status"])
+
+            await middleware(scope, receive, send)
+
+    loop = threading.Thread(target=asyncio.run, args=(serve_requests(),))
+    try:
+        loop.start()
+        loop.join(10)  # were it waiting for room in the queue, it would never finish
+    finally:
+        access_log.setLevel(level)
+    assert not loop.is_alive(), "the event loop waited on the full log queue"
+    assert served == [204] * 250
+    assert writer.dropped == 150
+    stream.released.set()
+    writer.close()
+    paths = [json.loads(line).get("path") for line in stream.getvalue().splitlines()]
+    assert paths[1:-1] == [f"/r/{n}" for n in range(100)]
