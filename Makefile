@@ -42,13 +42,14 @@ run: migrate ## Serve on :8000 with auto-reload (embedded SQLite unless DB_URL i
 	$(RUN) uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT) --reload --no-access-log \
 		--no-server-header
 
-# Where `make serve`'s workers add up their metrics (METRICS_ENABLED=true), emptied
-# at each start: prometheus-client's multiprocess mode.
+# Where `make serve`'s workers add up their metrics (METRICS_ENABLED=true), its files
+# deleted at each start: prometheus-client's multiprocess mode.
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/.prometheus-multiproc
 
 .PHONY: serve
 serve: migrate ## Production-style server: WORKERS processes (default one per core), no reload
-	@mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)" && rm -f "$(PROMETHEUS_MULTIPROC_DIR)"/*.db
+	@mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)" && cd "$(PROMETHEUS_MULTIPROC_DIR)" \
+		&& rm -f counter_*.db gauge_*.db histogram_*.db summary_*.db
 	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(RUN) uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT) \
 		--workers $(WORKERS) --no-access-log --proxy-headers --no-server-header --http $(UVICORN_HTTP)
 

@@ -12,6 +12,7 @@ from app.core.dtos import EmailMessage
 from app.core.exceptions import EmailNotSent
 from app.core.ports import Clock, EmailSender
 from app.core.usecases.send_requested_mail import SendRequestedMail
+from app.infra.db.engine import read_only
 from app.infra.db.mapping import utc
 from app.infra.db.models import outbox_table
 
@@ -85,8 +86,9 @@ class MailDispatcher:
         """(pending, failed): mail still to be sent, and mail given up on."""
         pending = func.count().filter(_O.sent_at.is_(None), _O.failed_at.is_(None))
         failed = func.count().filter(_O.failed_at.is_not(None))
-        async with self._sessionmaker() as session:
-            row = (await session.execute(select(pending, failed))).one()
+        # A read: no transaction (PostgreSQL), no write lock (SQLite).
+        async with read_only(self._sessionmaker.kw["bind"]).connect() as connection:
+            row = (await connection.execute(select(pending, failed))).one()
         return int(row[0]), int(row[1])
 
     async def _claim(self) -> list[Any]:
