@@ -3,7 +3,10 @@ PostgreSQL when reachable (TEST_DATABASE_URL, default the local server).
 With CI=true an unreachable PostgreSQL fails the run instead of skipping."""
 
 import asyncio
+import contextlib
+import faulthandler
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.config import Settings, async_driver_url
@@ -143,6 +147,24 @@ _UNLINKED_TABLES = (
 
 
 async def truncate(engine: AsyncEngine) -> None:
+    try:
+        await _delete_rows(engine)
+    except OperationalError:
+        # SQLite's write lock held past its 30 s busy timeout (seen now and
+        # then in CI, cause unknown): show what this worker is running.
+        _print_tasks_and_threads()
+        raise
+
+
+def _print_tasks_and_threads() -> None:
+    with contextlib.suppress(Exception):  # never in the way of the error itself
+        print("truncate failed; the event loop's tasks and every thread:", file=sys.stderr)
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+        faulthandler.dump_traceback(file=2)  # the real stderr (fd 2), which pytest captures
+
+
+async def _delete_rows(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.execute(text("DELETE FROM users"))
         for table in _UNLINKED_TABLES:
