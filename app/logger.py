@@ -25,6 +25,7 @@ import logging
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -243,7 +244,10 @@ class LogWriter:
         while not self._stopping:
             self._wake.wait(self.interval)
             self._wake.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # a bug: its batch is lost, but not the lines after it
+                traceback.print_exc(file=sys.stderr)
 
     def _write_batch(self) -> None:
         lines, dropped = self._lines, self.dropped - self._reported

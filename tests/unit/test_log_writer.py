@@ -166,3 +166,33 @@ def test_an_event_loop_serving_requests_never_waits_on_a_full_log_queue(
     writer.close()
     paths = [json.loads(line).get("path") for line in stream.getvalue().splitlines()]
     assert paths[1:-1] == [f"/r/{n}" for n in range(100)]
+
+
+class _FailsOnce(JsonFormatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def format_access(self, entry: AccessEntry) -> str:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("a formatting bug")
+        return super().format_access(entry)
+
+
+def test_a_failing_batch_does_not_stop_the_writer(capsys: pytest.CaptureFixture[str]) -> None:
+    stream = io.StringIO()
+    writer = LogWriter(stream, _FailsOnce(), interval=0.001)
+    writer.put(entry(1))
+    for _ in range(1000):  # the thread takes it and fails
+        if not writer._lines:
+            break
+        threading.Event().wait(0.01)
+    writer.put(entry(2))
+    for _ in range(1000):  # written by the thread, still running: not by close()
+        if stream.getvalue():
+            break
+        threading.Event().wait(0.01)
+    assert [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()] == ["rid-2"]
+    writer.close()
+    assert "RuntimeError: a formatting bug" in capsys.readouterr().err
