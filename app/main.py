@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         sender = email_sender(settings)
         dispatcher = mail_dispatcher(settings, sessionmaker, sender, clock)
-        app.state.services = Services(
+        app.state.services = services = Services(
             engine=engine,
             sessionmaker=sessionmaker,
             reader=reader,
@@ -111,7 +111,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tasks = [purger, mailer, sweeper]
         if metrics:
             metrics.start()
-            services = app.state.services
             tasks.append(
                 asyncio.create_task(sample_periodically(services, metrics, METRICS_SAMPLE_SECONDS))
             )
@@ -125,8 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for task in tasks:
                 task.cancel()
-            # Each ends its statement and returns its connection before the pool
-            # closes (a SQLite connection left mid-transaction would keep the file locked).
+            # Each finishes its cancellation (rolls back, returns its connection)
+            # before the pools close.
             await asyncio.gather(*tasks, return_exceptions=True)
             if metrics:
                 metrics.close()

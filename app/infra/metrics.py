@@ -43,16 +43,12 @@ LoginOutcome = Literal["success", "invalid", "locked", "shed", "unverified", "er
 RefreshOutcome = Literal["success", "invalid", "reused", "error"]
 
 
-def multiprocess_dir() -> str | None:
-    return os.environ.get(MULTIPROC_DIR_ENV) or None
-
-
 class Metrics:
     def __init__(self) -> None:
         # A registry of its own (tests build several apps in one process);
         # in multiprocess mode it is not read: the files are.
         self.registry = r = CollectorRegistry(auto_describe=True)
-        self._multiprocess_dir = multiprocess_dir()
+        self._multiprocess_dir = os.environ.get(MULTIPROC_DIR_ENV) or None
         if self._multiprocess_dir:
             os.makedirs(self._multiprocess_dir, exist_ok=True)
         self._requests = Histogram(

@@ -106,6 +106,7 @@ async def issue_token(
     # in the RFC 6749 shape rather than FastAPI's 422.
     form = await _read_form(request)
     grant_type = _field(form, "grant_type") or "password"
+    metrics = services_of(request.app).metrics
     # A refused grant is a domain error: errors.py answers it in RFC 6749's shape.
     if grant_type == "password":
         username, password = _field(form, "username"), _field(form, "password")
@@ -113,7 +114,6 @@ async def issue_token(
             raise OAuthError("invalid_request", "username and password are required")
         user_agent = request.headers.get("user-agent")
         login = await grants.password()
-        metrics = services_of(request.app).metrics
         with _counted(metrics.login if metrics else None, _login_outcome):
             pair = await login.execute(Credentials(username, password), user_agent)
     elif grant_type == "refresh_token":
@@ -121,7 +121,6 @@ async def issue_token(
         if not refresh_token:
             raise OAuthError("invalid_request", "refresh_token is required")
         refresh = await grants.refresh()
-        metrics = services_of(request.app).metrics
         with _counted(metrics.refresh if metrics else None, _refresh_outcome):
             pair = await refresh.execute(refresh_token)
     else:
